@@ -1,0 +1,55 @@
+"""The ``monai-glam`` command line.
+
+Each sub-command lives in its own module under :mod:`monai_glam.apps` and exposes
+``add_parser(subparsers) -> argparse.ArgumentParser``; the returned parser must set a ``func`` default that
+takes the parsed namespace and returns an exit code. User errors (bad paths, bad values) are raised as
+:class:`CommandError`, ``ValueError``, ``FileNotFoundError`` or ``OSError`` and reported as one line on
+stderr instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+__all__ = ["CommandError", "build_parser", "main"]
+
+# Modules that define sub-commands, in the order ``--help`` lists them.
+_COMMAND_MODULES: tuple[str, ...] = ("monai_glam.apps.convert_nyu",)
+
+
+class CommandError(RuntimeError):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Create the top-level parser with every registered sub-command."""
+    from monai_glam import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="monai-glam",
+        description="GLAM weakly-supervised mammogram segmentation on MONAI.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for module_name in _COMMAND_MODULES:
+        importlib.import_module(module_name).add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (CommandError, ValueError, FileNotFoundError, OSError) as err:
+        print(f"monai-glam {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
