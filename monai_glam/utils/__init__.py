@@ -1,3 +1,7 @@
+"""Shared utilities."""
+
 from __future__ import annotations
 
-__all__: list[str] = []
+from monai_glam.utils.enums import GLAMKeys
+
+__all__ = ["GLAMKeys"]

@@ -1,0 +1,62 @@
+"""``monai-glam convert-nyu IN OUT``: turn a published GLAM checkpoint into a plain monai_glam state dict."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+
+import torch
+
+__all__ = ["add_parser", "convert_nyu_checkpoint"]
+
+
+def convert_nyu_checkpoint(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> int:
+    """Convert ``src`` (published layout) into ``dst`` (``GLAM.state_dict()`` layout), atomically.
+
+    The converted weights are loaded into a paper-configuration :class:`~monai_glam.networks.GLAM` first, so
+    a file is only written when every key and shape fits.
+
+    Returns:
+        The number of tensors written.
+    """
+    from monai_glam.networks import load_nyu_glam
+
+    model = load_nyu_glam(src)
+    state = model.state_dict()
+    dst = os.fspath(dst)
+    folder = os.path.dirname(os.path.abspath(dst))
+    os.makedirs(folder, exist_ok=True)
+    handle, tmp_path = tempfile.mkstemp(prefix=".convert-nyu-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(state, stream)
+        os.replace(tmp_path, dst)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+    return len(state)
+
+
+def _run(args: argparse.Namespace) -> int:
+    count = convert_nyu_checkpoint(args.src, args.dst)
+    print(f"wrote {count} tensors to {args.dst}")
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``convert-nyu`` on the ``monai-glam`` command line."""
+    parser = subparsers.add_parser(
+        "convert-nyu",
+        help="convert a published GLAM checkpoint (model_sep.ckpt / model_joint.ckpt) to a monai_glam state dict",
+        description=(
+            "Read a published GLAM checkpoint safely (weights only), map its keys onto monai_glam's GLAM, check "
+            "every key and shape, and write a plain state dict loadable with GLAM().load_state_dict(torch.load(OUT)). "
+            "The published weights are under the NYU licence: do not redistribute them."
+        ),
+    )
+    parser.add_argument("src", metavar="IN", help="published checkpoint")
+    parser.add_argument("dst", metavar="OUT", help="where to write the converted state dict (.pt)")
+    parser.set_defaults(func=_run)
+    return parser

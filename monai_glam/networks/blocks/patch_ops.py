@@ -1,0 +1,78 @@
+"""Batched patch cropping and pasting between an image and the windows chosen by :class:`RegionProposal`."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["crop_patches", "paste_patch_maps"]
+
+
+def crop_patches(image: torch.Tensor, boxes: torch.Tensor, patch_size: list[int]) -> torch.Tensor:
+    """Crop one window per box from each image, in a single gather.
+
+    Pixels of a window that fall outside the image take the image's minimum value, which is what the
+    published model did for windows that extend past the border.
+
+    Args:
+        image: ``(N, C, H, W)``.
+        boxes: ``(N, K, 4)`` int64 ``(row0, col0, row1, col1)``; only the upper-left corner is used.
+        patch_size: ``(p_h, p_w)``.
+
+    Returns:
+        ``(N, K, C, p_h, p_w)`` patches, differentiable with respect to ``image``.
+    """
+    n, c, height, width = image.shape
+    k = boxes.shape[1]
+    ph, pw = int(patch_size[0]), int(patch_size[1])
+    rows = boxes[..., 0:1] + torch.arange(ph, device=image.device)  # (N, K, ph)
+    cols = boxes[..., 1:2] + torch.arange(pw, device=image.device)  # (N, K, pw)
+    valid = ((rows >= 0) & (rows < height)).unsqueeze(-1) & ((cols >= 0) & (cols < width)).unsqueeze(-2)
+    flat_index = rows.clamp(0, height - 1).unsqueeze(-1) * width + cols.clamp(0, width - 1).unsqueeze(-2)
+    index = flat_index.reshape(n, 1, k * ph * pw).expand(n, c, k * ph * pw)
+    patches = image.reshape(n, c, height * width).gather(2, index).reshape(n, c, k, ph, pw).transpose(1, 2)
+    fill = image.reshape(n, -1).amin(dim=1).reshape(n, 1, 1, 1, 1)
+    return torch.where(valid.unsqueeze(2), patches, fill)
+
+
+def paste_patch_maps(
+    patch_maps: torch.Tensor, boxes: torch.Tensor, image_size: list[int], patch_size: list[int]
+) -> torch.Tensor:
+    """Paste nearest-upsampled patch maps into an all-zero full-resolution map.
+
+    Each ``(q_h, q_w)`` patch map is upsampled (nearest) to ``patch_size`` and written at its box's upper-left
+    corner; where boxes overlap, the later patch wins; parts outside the image are dropped and pixels outside
+    every box are zero. Everything is one scatter whose indices are unique (hidden or outside pixels go to a
+    discarded slot), so the result is deterministic and gradients flow back into ``patch_maps``.
+
+    Args:
+        patch_maps: ``(N, K, C, q_h, q_w)``.
+        boxes: ``(N, K, 4)`` int64 ``(row0, col0, row1, col1)`` in image pixels; the corner is used.
+        image_size: ``(H, W)`` of the output.
+        patch_size: ``(p_h, p_w)``, the box size in image pixels.
+
+    Returns:
+        ``(N, C, H, W)``.
+    """
+    n, k, c, qh, qw = patch_maps.shape
+    height, width = int(image_size[0]), int(image_size[1])
+    ph, pw = int(patch_size[0]), int(patch_size[1])
+    device = patch_maps.device
+    upsampled = F.interpolate(patch_maps.reshape(n * k, c, qh, qw), size=(ph, pw), mode="nearest")
+    top, left = boxes[..., 0], boxes[..., 1]  # (N, K)
+    rows = top.unsqueeze(-1) + torch.arange(ph, device=device)  # (N, K, ph)
+    cols = left.unsqueeze(-1) + torch.arange(pw, device=device)  # (N, K, pw)
+    # hidden[n, k, i, j]: pixel (i, j) of patch k is covered by a later patch k' > k of the same image.
+    other_top, other_left = top.reshape(n, 1, k, 1), left.reshape(n, 1, k, 1)
+    rows_in_other = (rows.unsqueeze(2) >= other_top) & (rows.unsqueeze(2) < other_top + ph)  # (N, K, K', ph)
+    cols_in_other = (cols.unsqueeze(2) >= other_left) & (cols.unsqueeze(2) < other_left + pw)  # (N, K, K', pw)
+    later = torch.ones(k, k, dtype=torch.bool, device=device).triu(diagonal=1).reshape(1, k, k, 1, 1)
+    hidden = (rows_in_other.unsqueeze(-1) & cols_in_other.unsqueeze(-2) & later).any(dim=2)  # (N, K, ph, pw)
+    inside = ((rows >= 0) & (rows < height)).unsqueeze(-1) & ((cols >= 0) & (cols < width)).unsqueeze(-2)
+    flat_index = rows.unsqueeze(-1) * width + cols.unsqueeze(-2)
+    discard = height * width
+    flat_index = torch.where(inside & ~hidden, flat_index, torch.full_like(flat_index, discard))
+    index = flat_index.reshape(n, 1, k * ph * pw).expand(n, c, k * ph * pw)
+    values = upsampled.reshape(n, k, c, ph * pw).transpose(1, 2).reshape(n, c, k * ph * pw)
+    canvas = patch_maps.new_zeros(n, c, discard + 1).scatter(2, index, values)
+    return canvas[..., :discard].reshape(n, c, height, width)

@@ -1,0 +1,9 @@
+"""GLAM networks: the global module, the local module and the composed model."""
+
+from __future__ import annotations
+
+from monai_glam.networks.nets.glam import GLAM
+from monai_glam.networks.nets.global_network import GlobalNetwork, PreActResNet
+from monai_glam.networks.nets.local_network import LocalNetwork
+
+__all__ = ["GLAM", "GlobalNetwork", "LocalNetwork", "PreActResNet"]

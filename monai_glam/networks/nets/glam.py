@@ -1,0 +1,140 @@
+"""GLAM: Global-Local Activation Maps for weakly-supervised high-resolution mammogram segmentation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from monai_glam.networks.blocks.patch_ops import crop_patches, paste_patch_maps
+from monai_glam.networks.blocks.pooling import TopTPooling
+from monai_glam.networks.blocks.region_proposal import RegionProposal
+from monai_glam.networks.nets.global_network import GlobalNetwork
+from monai_glam.networks.nets.local_network import LocalNetwork
+from monai_glam.utils.enums import GLAMKeys
+
+__all__ = ["GLAM"]
+
+
+class GLAM(nn.Module):
+    """GLAM: a global module over the whole image, patch selection on its saliency, a local module on the
+    selected patches, and a full-resolution fused saliency map.
+
+    1. :class:`GlobalNetwork` gives per-scale maps ``A1..A3``, the global map ``S_g`` and ``ŷ_g``.
+    2. :class:`RegionProposal` picks ``num_patches`` windows of ``patch_size`` on the (detached) ``S_g``.
+    3. :class:`LocalNetwork` maps each 1-channel patch to ``S_l`` at a quarter of the patch resolution;
+       ``ŷ_l`` is the top-k% mean over all patch pixels of an image, per class.
+    4. The fused map is ``S = (paste(S_l) + nearest_up(S_g)) / 2`` at input resolution (``S_g / 2``
+       outside the patches).
+
+    Unlike the published inference code, the local branch and the fused map stay differentiable in training
+    mode (only the patch choice is not), so every stage of GLAM can be trained.
+
+    Reference: Liu, Shen, Wu, Chłędowski, Fernandez-Granda, Geras, "Weakly-supervised High-resolution
+    Segmentation of Mammography Images for Breast Cancer Diagnosis", MIDL 2021, arXiv:2106.07049.
+
+    Args:
+        in_channels: image channels (1 for mammograms).
+        num_classes: classes (0 = benign, 1 = malignant), independent sigmoids.
+        global_channels: widths of the global backbone stages.
+        global_blocks: blocks per global stage.
+        global_strides: strides of the global stages.
+        local_channels: widths of the local ResNet stages.
+        local_blocks: blocks per local stage.
+        local_in_channels: input channels of the local network's first convolution (the published model
+            repeats the patch 3×; keep 3 to load its weights).
+        patch_size: patch size in input pixels (int or ``(height, width)``).
+        num_patches: patches per image, ``K``.
+        global_top_t: top-t% pooling fraction of the global maps.
+        local_top_k: top-k% pooling fraction of the patch maps.
+        scale_weights: weights of ``A1, A2, A3`` in ``S_g``.
+        saliency_in_training: compute the fused full-resolution map in training mode too (it is always
+            computed in eval mode). Turn off to save memory when no loss uses it.
+
+    ``forward(x)`` takes ``(N, in_channels, H, W)`` and returns a dict keyed by :class:`GLAMKeys`:
+    ``prob_global``/``prob_local`` ``(N, C)``; ``saliency_global`` and ``saliency_a1..a3``
+    ``(N, C, h, w)``; ``patch_boxes`` ``(N, K, 4)`` int64; ``patch_saliency`` ``(N, K, C, p/4, p/4)``;
+    ``saliency`` ``(N, C, H, W)``.
+
+    Example::
+
+        >>> net = GLAM(patch_size=64, global_channels=(8, 8, 16, 16, 32), local_channels=(8, 8, 16, 16)).eval()
+        >>> out = net(torch.randn(1, 1, 256, 160))
+        >>> out["saliency"].shape, out["prob_global"].shape
+        (torch.Size([1, 2, 256, 160]), torch.Size([1, 2]))
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 2,
+        global_channels: Sequence[int] = (16, 32, 64, 128, 256),
+        global_blocks: Sequence[int] = (2, 2, 2, 2, 2),
+        global_strides: Sequence[int] = (1, 2, 2, 2, 2),
+        local_channels: Sequence[int] = (64, 128, 256, 512),
+        local_blocks: Sequence[int] = (3, 4, 6, 3),
+        local_in_channels: int = 3,
+        patch_size: int | Sequence[int] = 512,
+        num_patches: int = 1,
+        global_top_t: float = 0.03,
+        local_top_k: float = 0.3,
+        scale_weights: Sequence[float] = (0.2, 0.6, 0.2),
+        saliency_in_training: bool = True,
+    ) -> None:
+        super().__init__()
+        if in_channels < 1:
+            raise ValueError(f"in_channels must be positive, got {in_channels!r}.")
+        self.in_channels = int(in_channels)
+        self.num_classes = int(num_classes)
+        self.global_network = GlobalNetwork(
+            in_channels=in_channels,
+            num_classes=num_classes,
+            channels=global_channels,
+            blocks=global_blocks,
+            strides=global_strides,
+            top_t=global_top_t,
+            scale_weights=scale_weights,
+        )
+        self.region_proposal = RegionProposal(num_patches=num_patches, patch_size=patch_size)
+        self.local_network = LocalNetwork(
+            in_channels=local_in_channels,
+            num_classes=num_classes,
+            channels=local_channels,
+            blocks=local_blocks,
+            strides=(1,) * len(tuple(local_channels)),
+        )
+        if in_channels != 1 and in_channels != local_in_channels:
+            raise ValueError(
+                f"patches of {in_channels}-channel images cannot feed a local network with "
+                f"local_in_channels={local_in_channels}; use 1-channel images or matching channel counts."
+            )
+        self.local_pool = TopTPooling(local_top_k)
+        self.patch_size = self.region_proposal.patch_size
+        self.saliency_in_training = bool(saliency_in_training)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """See the class docstring."""
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"expected input of shape (N, {self.in_channels}, H, W), got {list(x.shape)}.")
+        n, height, width = x.shape[0], x.shape[2], x.shape[3]
+        image_size = [height, width]
+        out = self.global_network(x)
+        saliency_global = out[GLAMKeys.SALIENCY_GLOBAL.value]
+        # Patch choice is discrete: it only ever sees a detached map.
+        boxes = self.region_proposal(saliency_global.detach(), image_size)
+        patches = crop_patches(x, boxes, [self.patch_size[0], self.patch_size[1]])
+        k = patches.shape[1]
+        patch_maps = self.local_network(patches.flatten(0, 1))
+        patch_maps = patch_maps.reshape(n, k, patch_maps.shape[1], patch_maps.shape[2], patch_maps.shape[3])
+        # Top-k% pooling over the pixels of all K patches of an image, per class.
+        out[GLAMKeys.PROB_LOCAL.value] = self.local_pool(patch_maps.transpose(1, 2))
+        out[GLAMKeys.PATCH_BOXES.value] = boxes
+        out[GLAMKeys.PATCH_SALIENCY.value] = patch_maps
+        if self.saliency_in_training or not self.training:
+            local_full = paste_patch_maps(patch_maps, boxes, image_size, [self.patch_size[0], self.patch_size[1]])
+            global_full = F.interpolate(saliency_global, size=(height, width), mode="nearest")
+            out[GLAMKeys.SALIENCY.value] = (local_full + global_full) * 0.5
+        return out
+

@@ -1,0 +1,159 @@
+"""Import the published GLAM checkpoints (``model_sep.ckpt`` / ``model_joint.ckpt``) into :class:`GLAM`.
+
+The published files are plain PyTorch state dicts in the old (non-zip) serialization format. Their keys
+live under ``global_network.downsampling_branch.*``, ``global_network.postprocess_module.*``,
+``detection_network.dn_resnet.*`` and ``detection_network.gn_conv_last.weight``; the real files also carry
+weights that inference never uses. The weights are under a restrictive NYU licence and are not distributed
+with monai_glam: users bring their own copy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+
+from monai_glam.networks.nets.glam import GLAM
+
+__all__ = ["IGNORED_NYU_KEYS", "convert_nyu_state_dict", "load_nyu_glam", "load_nyu_state_dict"]
+
+#: Keys (regular expressions) of the published checkpoints that the published forward pass never uses:
+#: the MIL and fusion heads, a shared filter, and the 6→2 ``combine`` convolution of the global module.
+IGNORED_NYU_KEYS: tuple[str, ...] = (
+    r"mil\..+",
+    r"fusion_dnn\..+",
+    r"shared_rep_filter\.weight",
+    r"global_network\.postprocess_module\.combine\.weight",
+)
+
+_GLOBAL = r"global_network\.downsampling_branch\."
+_LOCAL = r"detection_network\.dn_resnet\."
+
+
+def _local_stage(match: re.Match[str]) -> str:
+    stage = int(match.group(1)) - 1  # torchvision-style layer1..layer4 -> stages.0..3
+    return f"local_network.stages.{stage}.{match.group(2)}."
+
+
+# (pattern, replacement) pairs applied with re.fullmatch; the first match wins.
+_KEY_RULES: tuple[tuple[str, str | Callable[[re.Match[str]], str]], ...] = (
+    (_GLOBAL + r"first_conv\.weight", "global_network.backbone.stem.weight"),
+    (_GLOBAL + r"layer_list\.(\d+)\.(\d+)\.bn([12])\.(\w+)", r"global_network.backbone.stages.\1.\2.norm\3.\4"),
+    (_GLOBAL + r"layer_list\.(\d+)\.(\d+)\.conv([12])\.weight", r"global_network.backbone.stages.\1.\2.conv\3.weight"),
+    (
+        _GLOBAL + r"layer_list\.(\d+)\.(\d+)\.downsample\.0\.weight",
+        r"global_network.backbone.stages.\1.\2.shortcut.weight",
+    ),
+    (_GLOBAL + r"final_bn\.(\w+)", r"global_network.backbone.final_norm.\1"),
+    (r"global_network\.postprocess_module\.gn_conv_1\.weight", "global_network.heads.0.weight"),
+    (r"global_network\.postprocess_module\.gn_conv_2\.weight", "global_network.heads.1.weight"),
+    (r"global_network\.postprocess_module\.gn_conv_last\.weight", "global_network.heads.2.weight"),
+    (_LOCAL + r"conv1\.weight", "local_network.stem.conv.weight"),
+    (_LOCAL + r"bn1\.(\w+)", r"local_network.stem.norm.\1"),
+    (_LOCAL + r"layer(\d)\.(\d+)\.conv([12])\.weight", lambda m: _local_stage(m) + f"conv{m.group(3)}.conv.weight"),
+    (_LOCAL + r"layer(\d)\.(\d+)\.bn([12])\.(\w+)", lambda m: _local_stage(m) + f"conv{m.group(3)}.norm.{m.group(4)}"),
+    (_LOCAL + r"layer(\d)\.(\d+)\.downsample\.0\.weight", lambda m: _local_stage(m) + "shortcut.conv.weight"),
+    (_LOCAL + r"layer(\d)\.(\d+)\.downsample\.1\.(\w+)", lambda m: _local_stage(m) + f"shortcut.norm.{m.group(3)}"),
+    (r"detection_network\.gn_conv_last\.weight", "local_network.head.weight"),
+)
+
+
+def _rename(key: str) -> str | None:
+    for pattern, replacement in _KEY_RULES:
+        match = re.fullmatch(pattern, key)
+        if match is not None:
+            return replacement(match) if callable(replacement) else match.expand(replacement)
+    return None
+
+
+def convert_nyu_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename a published-layout state dict to :class:`GLAM`'s parameter names.
+
+    Known-unused keys (:data:`IGNORED_NYU_KEYS`) are dropped by name; any other key that has no place in
+    GLAM is an error.
+
+    Args:
+        state_dict: the published checkpoint's state dict.
+
+    Returns:
+        A new state dict with monai_glam names (tensors are shared, not copied).
+
+    Raises:
+        ValueError: listing every key that is neither mapped nor known to be unused.
+    """
+    converted: dict[str, torch.Tensor] = {}
+    unknown: list[str] = []
+    for key, value in state_dict.items():
+        if any(re.fullmatch(pattern, key) for pattern in IGNORED_NYU_KEYS):
+            continue
+        new_key = _rename(key)
+        if new_key is None:
+            unknown.append(key)
+        else:
+            converted[new_key] = value
+    if unknown:
+        raise ValueError(f"{len(unknown)} unexpected key(s) in the published GLAM checkpoint: {', '.join(unknown)}.")
+    return converted
+
+
+def load_nyu_state_dict(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a published GLAM checkpoint safely (``weights_only=True``; old and zip formats).
+
+    Raises:
+        FileNotFoundError: when ``path`` does not exist.
+        ValueError: when the file is not a readable state dict.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        loaded = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many types for corrupt or unsafe files
+        raise ValueError(f"cannot read checkpoint {path}: {err}") from err
+    # Some re-saved copies wrap the weights; the published files are the bare dict.
+    for wrapper in ("state_dict", "model"):
+        if isinstance(loaded, Mapping) and wrapper in loaded and isinstance(loaded[wrapper], Mapping):
+            loaded = loaded[wrapper]
+    if not isinstance(loaded, Mapping) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise ValueError(f"{path} does not hold a state dict of tensors.")
+    return dict(loaded)
+
+
+def load_nyu_glam(
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu", **glam_kwargs: Any
+) -> GLAM:
+    """Build a :class:`GLAM` and load a published checkpoint into it.
+
+    Args:
+        path: ``model_sep.ckpt`` or ``model_joint.ckpt`` (or a file in the same layout).
+        map_location: where to load the tensors.
+        glam_kwargs: :class:`GLAM` constructor arguments; the defaults are the published configuration.
+
+    Returns:
+        The model in eval mode.
+
+    Raises:
+        FileNotFoundError: when ``path`` does not exist.
+        ValueError: on unexpected, missing or mis-shaped keys, each named.
+    """
+    state = convert_nyu_state_dict(load_nyu_state_dict(path, map_location))
+    model = GLAM(**glam_kwargs)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    wrong_shape = [
+        f"{key} {tuple(state[key].shape)} != {tuple(expected[key].shape)}"
+        for key in expected
+        if key in state and state[key].shape != expected[key].shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)} key(s): {', '.join(missing)}")
+    if wrong_shape:
+        problems.append(f"mis-shaped {len(wrong_shape)} key(s): {'; '.join(wrong_shape)}")
+    if problems:
+        raise ValueError(f"checkpoint {os.fspath(path)} does not fit this GLAM configuration: {' | '.join(problems)}.")
+    model.load_state_dict(state, strict=True)
+    return model.eval()

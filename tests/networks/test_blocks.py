@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from monai_glam.networks.blocks import (
+    BasicBlock,
+    ConvBatchNorm,
+    PreActBasicBlock,
+    RegionProposal,
+    TopTPooling,
+    crop_patches,
+    paste_patch_maps,
+    rescale_index,
+    top_t_count,
+)
+
+
+@pytest.mark.parametrize(
+    ("num_values", "fraction", "expected"),
+    [(22080, 0.03, 662), (16384, 0.3, 4915), (10, 0.01, 1), (10, 1.0, 10), (5, 0.5, 2)],  # 2.5 -> 2 (half even)
+)
+def test_top_t_count(num_values, fraction, expected):
+    assert top_t_count(num_values, fraction) == expected
+
+
+def test_top_t_pooling_values():
+    x = torch.tensor([[[[1.0, 5.0], [3.0, 2.0]], [[0.0, 0.0], [0.0, 4.0]]]])  # (1, 2, 2, 2)
+    assert torch.allclose(TopTPooling(0.5)(x), torch.tensor([[4.0, 2.0]]))
+    assert torch.allclose(TopTPooling(1.0)(x), x.mean(dim=(2, 3)))
+    # Pooling from dim 1 on: over classes and pixels together.
+    assert torch.allclose(TopTPooling(0.25, start_dim=1)(x), torch.tensor([4.5]))
+
+
+@pytest.mark.parametrize("fraction", [0.0, -0.1, 1.5])
+def test_top_t_pooling_rejects_fraction(fraction):
+    with pytest.raises(ValueError, match="fraction"):
+        TopTPooling(fraction)
+
+
+@pytest.mark.parametrize(("src", "dst"), [(184, 2944), (120, 1920), (16, 256), (7, 10), (3, 5), (9, 4)])
+def test_rescale_index_matches_round_half_even(src, dst):
+    index = torch.arange(src + 1)
+    expected = torch.tensor([round(i / src * dst) for i in range(src + 1)])
+    assert torch.equal(rescale_index(index, src, dst), expected)
+
+
+def _map_with_peaks(peaks: list[tuple[int, int, float]], size=(16, 10)) -> torch.Tensor:
+    saliency = torch.zeros(1, 2, *size)
+    saliency[0, :, 0, 0] = 1e-3  # a faint bump in the corner
+    for row, col, value in peaks:
+        saliency[0, :, row, col] = value
+    return saliency
+
+
+def test_region_proposal_greedy_picks_and_zeroes():
+    # Peaks at (10, 6) and (2, 1); a 64-pixel patch on a 256x160 image is a 4x4 window on a 16x10 map.
+    saliency = _map_with_peaks([(10, 6, 1.0), (2, 1, 0.5)])
+    boxes = RegionProposal(num_patches=2, patch_size=64)(saliency, [256, 160])
+    # First arg-max of the 4x4 average: the earliest window containing (10, 6) is corner (7, 3).
+    assert boxes.dtype == torch.int64
+    assert boxes.tolist() == [[[7 * 16, 3 * 16, 7 * 16 + 64, 3 * 16 + 64], [0, 0, 64, 64]]]
+
+
+def test_region_proposal_second_pick_avoids_first_window():
+    saliency = _map_with_peaks([(10, 6, 1.0)])
+    boxes = RegionProposal(num_patches=2, patch_size=64)(saliency, [256, 160])
+    first, second = boxes[0].tolist()
+    assert first[:2] == [112, 48]
+    # The peak is zeroed after the first pick, so the second window is elsewhere (the tiny corner bump).
+    assert second[:2] == [0, 0]
+
+
+def test_region_proposal_is_batched():
+    a = _map_with_peaks([(10, 6, 1.0)])
+    b = _map_with_peaks([(3, 2, 1.0)])
+    proposal = RegionProposal(num_patches=1, patch_size=64)
+    both = proposal(torch.cat([a, b]), [256, 160])
+    assert torch.equal(both, torch.cat([proposal(a, [256, 160]), proposal(b, [256, 160])]))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"num_patches": 0}, "num_patches"), ({"patch_size": 0}, "patch_size"), ({"patch_size": (1, 2, 3)}, "patch_size")],
+)
+def test_region_proposal_rejects_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        RegionProposal(**kwargs)
+
+
+def test_region_proposal_rejects_patch_larger_than_image():
+    with pytest.raises(ValueError, match="larger than the input"):
+        RegionProposal(patch_size=300)(torch.rand(1, 2, 16, 10), [256, 160])
+
+
+def test_crop_patches_values_and_out_of_bounds_fill():
+    image = torch.arange(2 * 1 * 6 * 5, dtype=torch.float32).reshape(2, 1, 6, 5) + 10
+    boxes = torch.tensor([[[1, 2, 4, 5]], [[4, 3, 7, 6]]])  # second box hangs over the bottom-right corner
+    patches = crop_patches(image, boxes, [3, 3])
+    assert patches.shape == (2, 1, 1, 3, 3)
+    assert torch.equal(patches[0, 0, 0], image[0, 0, 1:4, 2:5])
+    expected = torch.full((3, 3), float(image[1].min()))
+    expected[:2, :2] = image[1, 0, 4:6, 3:5]
+    assert torch.equal(patches[1, 0, 0], expected)
+
+
+def test_paste_patch_maps_later_patch_wins_and_upsamples():
+    maps = torch.stack([torch.full((1, 2, 2), 1.0), torch.full((1, 2, 2), 2.0)]).unsqueeze(0)  # (1, 2, 1, 2, 2)
+    maps[0, 0, 0, 0, 0] = 5.0  # top-left cell of the first patch: covers 2x2 output pixels
+    boxes = torch.tensor([[[0, 0, 4, 4], [2, 2, 6, 6]]])
+    full = paste_patch_maps(maps, boxes, [5, 7], [4, 4])
+    expected = torch.zeros(5, 7)
+    expected[0:4, 0:4] = 1.0
+    expected[0:2, 0:2] = 5.0
+    expected[2:5, 2:6] = 2.0  # the later patch overwrites, and its part past row 4 is dropped
+    assert torch.equal(full[0, 0], expected)
+
+
+def test_paste_patch_maps_gradient_reaches_visible_cells_only():
+    maps = torch.rand(1, 2, 1, 2, 2, requires_grad=True)
+    boxes = torch.tensor([[[0, 0, 4, 4], [0, 0, 4, 4]]])  # the second patch hides the first completely
+    paste_patch_maps(maps, boxes, [4, 4], [4, 4]).sum().backward()
+    assert torch.equal(maps.grad[0, 0], torch.zeros(1, 2, 2))
+    assert torch.equal(maps.grad[0, 1], torch.full((1, 2, 2), 4.0))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_conv_batch_norm_matches_unfolded(training):
+    torch.manual_seed(0)
+    block = ConvBatchNorm(4, 6, 3, stride=2, padding=1)
+    block.norm.running_mean.uniform_(-1, 1)
+    block.norm.running_var.uniform_(0.5, 2)
+    block.norm.weight.data.uniform_(0.5, 2)
+    block.norm.bias.data.uniform_(-1, 1)
+    block.train(training)
+    x = torch.randn(2, 4, 9, 7)
+    reference = block.norm(block.conv(x))
+    assert torch.allclose(block(x), reference, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("block", "in_shape", "out_shape"),
+    [
+        (PreActBasicBlock(8, 16, stride=2, projection=True), (1, 8, 9, 7), (1, 16, 5, 4)),
+        (PreActBasicBlock(8, 8), (1, 8, 9, 7), (1, 8, 9, 7)),
+        (BasicBlock(8, 16), (1, 8, 9, 7), (1, 16, 9, 7)),
+        (BasicBlock(8, 8, stride=2), (1, 8, 9, 7), (1, 8, 5, 4)),
+    ],
+)
+def test_block_shapes(block, in_shape, out_shape):
+    assert block(torch.randn(in_shape)).shape == out_shape
+
+
+def test_pre_act_block_rejects_identity_with_shape_change():
+    with pytest.raises(ValueError, match="identity shortcut"):
+        PreActBasicBlock(8, 16)

@@ -1,0 +1,233 @@
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from monai_glam.networks import GLAM, GlobalNetwork, LocalNetwork
+from monai_glam.utils import GLAMKeys
+from tests.networks.small_configs import small
+
+
+def _model(seed: int = 0, **overrides) -> GLAM:
+    torch.manual_seed(seed)
+    return GLAM(**small(**overrides))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "input_shape", "num_patches", "num_classes", "patch"),
+    [
+        ({}, (1, 1, 256, 160), 1, 2, (64, 64)),
+        ({"num_patches": 3}, (2, 1, 320, 192), 3, 2, (64, 64)),
+        ({"patch_size": (64, 32), "num_classes": 3}, (1, 1, 256, 160), 1, 3, (64, 32)),
+        ({"in_channels": 3, "num_patches": 2}, (1, 3, 256, 256), 2, 2, (64, 64)),
+    ],
+)
+def test_output_keys_and_shapes(overrides, input_shape, num_patches, num_classes, patch):
+    net = _model(**overrides).eval()
+    n, _, height, width = input_shape
+    with torch.no_grad():
+        out = net(torch.randn(input_shape))
+    h, w = height // 16, width // 16
+    expected = {
+        GLAMKeys.PROB_GLOBAL: (n, num_classes),
+        GLAMKeys.PROB_LOCAL: (n, num_classes),
+        GLAMKeys.SALIENCY_GLOBAL: (n, num_classes, h, w),
+        GLAMKeys.SALIENCY_A1: (n, num_classes, h, w),
+        GLAMKeys.SALIENCY_A2: (n, num_classes, h, w),
+        GLAMKeys.SALIENCY_A3: (n, num_classes, h, w),
+        GLAMKeys.PATCH_BOXES: (n, num_patches, 4),
+        GLAMKeys.PATCH_SALIENCY: (n, num_patches, num_classes, patch[0] // 4, patch[1] // 4),
+        GLAMKeys.SALIENCY: (n, num_classes, height, width),
+    }
+    assert set(out) == {str(key) for key in expected}
+    for key, shape in expected.items():
+        assert tuple(out[key].shape) == shape, key
+    boxes = out[GLAMKeys.PATCH_BOXES]
+    assert boxes.dtype == torch.int64
+    assert torch.equal(boxes[..., 2] - boxes[..., 0], torch.full_like(boxes[..., 0], patch[0]))
+    assert torch.equal(boxes[..., 3] - boxes[..., 1], torch.full_like(boxes[..., 0], patch[1]))
+    for key in (GLAMKeys.PROB_GLOBAL, GLAMKeys.PROB_LOCAL, GLAMKeys.SALIENCY):
+        assert float(out[key].min()) >= 0.0 and float(out[key].max()) <= 1.0
+
+
+def test_published_configuration_sizes():
+    net = GLAM()
+    assert sum(p.numel() for p in net.local_network.parameters()) == 21_285_696
+    # The published count (2,800,444) includes an unused 6->2 convolution (12 weights) that GLAM omits.
+    assert sum(p.numel() for p in net.global_network.parameters()) == 2_800_444 - 12
+    assert net.patch_size == (512, 512)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"global_top_t": 0.0}, "fraction"),
+        ({"global_top_t": 1.5}, "fraction"),
+        ({"local_top_k": -0.3}, "fraction"),
+        ({"num_patches": 0}, "num_patches"),
+        ({"patch_size": -4}, "patch_size"),
+        ({"scale_weights": (0.5, 0.5)}, "scale_weights"),
+        ({"global_channels": (8, 16)}, "at least 3 stages"),
+        ({"global_blocks": (1, 1)}, "global_blocks|blocks"),
+        ({"local_channels": (8, 0, 16, 16)}, "channels"),
+        ({"in_channels": 0}, "in_channels"),
+        ({"num_classes": 0}, "num_classes"),
+        ({"in_channels": 2}, "local_in_channels"),
+    ],
+)
+def test_constructor_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        GLAM(**small(**kwargs))
+
+
+@pytest.mark.parametrize(
+    ("shape", "match"),
+    [((1, 3, 256, 160), "expected input of shape"), ((1, 256, 160), "expected input of shape"),
+     ((1, 1, 48, 160), "larger than the input")],
+)
+def test_forward_rejects_bad_inputs(shape, match):
+    with pytest.raises(ValueError, match=match):
+        _model().eval()(torch.randn(shape))
+
+
+def test_every_parameter_gets_a_gradient():
+    net = _model(num_patches=2).train()
+    out = net(torch.randn(2, 1, 256, 160))
+    loss = out[GLAMKeys.PROB_GLOBAL].sum() + out[GLAMKeys.PROB_LOCAL].sum() + out[GLAMKeys.SALIENCY].mean()
+    loss.backward()
+    without = [name for name, p in net.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert without == []
+
+
+def test_saliency_in_training_switch():
+    x = torch.randn(1, 1, 256, 160)
+    assert GLAMKeys.SALIENCY not in _model(saliency_in_training=False).train()(x)
+    assert GLAMKeys.SALIENCY in _model(saliency_in_training=False).eval()(x)
+    assert _model().train()(x)[GLAMKeys.SALIENCY].requires_grad
+
+
+def test_fused_map_composition():
+    net = _model().eval()
+    with torch.no_grad():
+        out = net(torch.randn(1, 1, 256, 160))
+    global_up = F.interpolate(out[GLAMKeys.SALIENCY_GLOBAL], size=(256, 160), mode="nearest")
+    r0, c0, r1, c1 = out[GLAMKeys.PATCH_BOXES][0, 0].tolist()
+    local_up = F.interpolate(out[GLAMKeys.PATCH_SALIENCY][:, 0], scale_factor=4, mode="nearest")
+    expected = global_up / 2
+    expected[..., r0:r1, c0:c1] = (local_up + global_up[..., r0:r1, c0:c1]) / 2
+    assert torch.allclose(out[GLAMKeys.SALIENCY], expected, atol=1e-7)
+
+
+def test_prob_local_is_top_k_mean_over_all_patches():
+    net = _model(num_patches=2, local_top_k=0.25).eval()
+    with torch.no_grad():
+        out = net(torch.randn(1, 1, 256, 160))
+    maps = out[GLAMKeys.PATCH_SALIENCY][0]  # (K, C, 16, 16)
+    for c in range(2):
+        values = maps[:, c].flatten().sort(descending=True).values
+        assert torch.allclose(out[GLAMKeys.PROB_LOCAL][0, c], values[: round(values.numel() * 0.25)].mean())
+
+
+def test_prob_global_is_mean_of_per_scale_pools():
+    net = _model().eval()
+    with torch.no_grad():
+        out = net(torch.randn(1, 1, 256, 160))
+    k = round(16 * 10 * 0.03)
+    scales = ("saliency_a1", "saliency_a2", "saliency_a3")
+    pooled = [out[key].flatten(2).topk(k, dim=-1).values.mean(-1) for key in scales]
+    assert torch.allclose(out[GLAMKeys.PROB_GLOBAL], sum(pooled) / 3)
+    weighted = 0.2 * out["saliency_a1"] + 0.6 * out["saliency_a2"] + 0.2 * out["saliency_a3"]
+    assert torch.allclose(out[GLAMKeys.SALIENCY_GLOBAL], weighted)
+
+
+def test_seeded_determinism():
+    x = torch.randn(1, 1, 256, 160)
+    first, second = _model(seed=3).eval()(x), _model(seed=3).eval()(x)
+    for key in first:
+        assert torch.equal(first[key], second[key]), key
+
+
+def test_batch_of_two_equals_two_batches_of_one():
+    net = _model(num_patches=2).eval()
+    x = torch.randn(2, 1, 256, 160)
+    with torch.no_grad():
+        both = net(x)
+        singles = [net(x[i : i + 1]) for i in range(2)]
+    for key in both:
+        stacked = torch.cat([s[key] for s in singles])
+        if key == GLAMKeys.PATCH_BOXES:
+            assert torch.equal(both[key], stacked)
+        else:
+            assert torch.allclose(both[key], stacked, atol=1e-6), key
+
+
+def test_channels_last_and_float64_match():
+    net = _model().eval()
+    x = torch.randn(1, 1, 256, 160)
+    with torch.no_grad():
+        reference = net(x)
+        fast = net.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+        double = _model().double().eval()(x.double())
+    assert double[GLAMKeys.SALIENCY].dtype == torch.float64
+    for key in reference:
+        assert torch.allclose(fast[key].double(), reference[key].double(), atol=1e-5), key
+        assert torch.allclose(double[key].double(), reference[key].double(), atol=1e-5), key
+
+
+def test_bfloat16_autocast_runs_close_to_float32():
+    net = _model().eval()
+    x = torch.randn(1, 1, 256, 160)
+    with torch.no_grad():
+        reference = net(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = net(x)
+    assert torch.allclose(low[GLAMKeys.PROB_GLOBAL].float(), reference[GLAMKeys.PROB_GLOBAL], atol=0.05)
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+@pytest.mark.parametrize("mode", ["script", "trace"])
+def test_export_round_trip(mode):
+    net = _model(num_patches=2).eval()
+    x = torch.randn(2, 1, 256, 160)
+    with torch.no_grad():
+        if mode == "script":
+            exported = torch.jit.script(net)
+        else:
+            exported = torch.jit.trace(net, x, strict=False, check_trace=False)
+    buffer = io.BytesIO()
+    torch.jit.save(exported, buffer)
+    buffer.seek(0)
+    loaded = torch.jit.load(buffer)
+    with torch.no_grad():
+        eager, restored = net(x), loaded(x)
+    assert set(eager) == set(restored)
+    for key in eager:
+        assert torch.allclose(eager[key].double(), restored[key].double(), atol=1e-6), key
+
+
+def test_forward_stores_nothing_on_modules():
+    net = _model().eval()
+    before = {name: set(vars(module)) for name, module in net.named_modules()}
+    with torch.no_grad():
+        net(torch.randn(1, 1, 256, 160))
+    assert {name: set(vars(module)) for name, module in net.named_modules()} == before
+
+
+def test_local_network_folds_single_channel_input():
+    torch.manual_seed(0)
+    local = LocalNetwork(channels=(8, 8, 16, 16), blocks=(1, 1, 1, 1)).eval()
+    patch = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(local(patch), local(patch.repeat(1, 3, 1, 1)), atol=1e-6)
+    with pytest.raises(ValueError, match="input channels"):
+        local(torch.randn(1, 2, 32, 32))
+
+
+def test_global_network_standalone_outputs():
+    net = GlobalNetwork(channels=(8, 8, 16, 16, 32), blocks=(1, 1, 1, 1, 1)).eval()
+    with torch.no_grad():
+        out = net(torch.randn(1, 1, 256, 160))
+    assert set(out) == {"saliency_a1", "saliency_a2", "saliency_a3", "saliency_global", "prob_global"}
