@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 
 import torch
+
+from monai_glam.data.atomic_io import atomic_output_path
 
 __all__ = ["add_parser", "convert_nyu_checkpoint"]
 
@@ -24,18 +25,8 @@ def convert_nyu_checkpoint(src: str | os.PathLike[str], dst: str | os.PathLike[s
 
     model = load_nyu_glam(src)
     state = model.state_dict()
-    dst = os.fspath(dst)
-    folder = os.path.dirname(os.path.abspath(dst))
-    os.makedirs(folder, exist_ok=True)
-    handle, tmp_path = tempfile.mkstemp(prefix=".convert-nyu-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(state, stream)
-        os.replace(tmp_path, dst)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    with atomic_output_path(dst) as tmp_path:
+        torch.save(state, tmp_path)
     return len(state)
 
 

@@ -1,3 +1,17 @@
+"""Ignite / MONAI handlers for GLAM training and validation."""
+
 from __future__ import annotations
 
-__all__: list[str] = []
+from monai_glam.handlers.last_checkpoint import LastCheckpointSaver
+from monai_glam.handlers.loss_terms import LossTermsHandler, training_scalars
+from monai_glam.handlers.saliency_dice import SaliencyDice, dice_per_image
+from monai_glam.handlers.tensorboard_saliency import TensorBoardSaliencyHandler
+
+__all__ = [
+    "LastCheckpointSaver",
+    "LossTermsHandler",
+    "SaliencyDice",
+    "TensorBoardSaliencyHandler",
+    "dice_per_image",
+    "training_scalars",
+]

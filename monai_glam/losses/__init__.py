@@ -1,3 +1,7 @@
+"""Weak multiple-instance-learning losses for GLAM."""
+
 from __future__ import annotations
 
-__all__: list[str] = []
+from monai_glam.losses.glam_loss import GLAMLoss, GLAMLossTerms
+
+__all__ = ["GLAMLoss", "GLAMLossTerms"]

@@ -1,0 +1,108 @@
+"""GLAM's three training stages: what each one trains, freezes and optimises."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from monai.utils import StrEnum
+from torch import nn
+
+from monai_glam.losses import GLAMLoss
+from monai_glam.networks.nets.glam import GLAM
+from monai_glam.utils.enums import GLAMKeys
+
+__all__ = ["GLAMStageNetwork", "TrainingStage", "loss_for_stage"]
+
+
+class TrainingStage(StrEnum):
+    """The GLAM training stages (spec §7).
+
+    - ``global``: train the global module alone on ŷ_g and S_g;
+    - ``local``: train the local module on patches chosen by the frozen global module (ŷ_l and S_l);
+    - ``joint``: fine-tune both with the summed loss.
+    """
+
+    GLOBAL = "global"
+    LOCAL = "local"
+    JOINT = "joint"
+
+
+class GLAMStageNetwork(nn.Module):
+    """A view of a :class:`GLAM` for one training stage.
+
+    It freezes (``requires_grad=False``) the module the stage does not train and keeps it in eval mode even
+    when the engine calls ``train()``, so frozen batch-norm statistics stay bit-identical. In the ``global``
+    stage only the global module runs; in eval mode it also returns ``saliency`` = S_g upsampled to the input
+    size (nearest), so localisation can be validated before the local module exists.
+
+    The wrapped model is :attr:`glam`; checkpoints should save it (not this wrapper) so every stage reads and
+    writes the same keys.
+
+    Args:
+        glam: the model to train.
+        stage: ``"global"``, ``"local"`` or ``"joint"``.
+    """
+
+    def __init__(self, glam: GLAM, stage: str | TrainingStage) -> None:
+        super().__init__()
+        try:
+            self.stage = TrainingStage(stage)
+        except ValueError:
+            raise ValueError(f"stage must be one of {[s.value for s in TrainingStage]}, got {stage!r}.") from None
+        self.glam = glam
+        for module in self.frozen_modules():
+            module.requires_grad_(False)
+        for module in self.trained_modules():
+            module.requires_grad_(True)
+
+    def frozen_modules(self) -> list[nn.Module]:
+        """Sub-modules this stage keeps fixed."""
+        if self.stage == TrainingStage.GLOBAL:
+            return [self.glam.local_network]
+        if self.stage == TrainingStage.LOCAL:
+            return [self.glam.global_network]
+        return []
+
+    def trained_modules(self) -> list[nn.Module]:
+        """Sub-modules this stage optimises."""
+        if self.stage == TrainingStage.GLOBAL:
+            return [self.glam.global_network]
+        if self.stage == TrainingStage.LOCAL:
+            return [self.glam.local_network]
+        return [self.glam.global_network, self.glam.local_network]
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The parameters an optimizer for this stage should receive."""
+        return [p for module in self.trained_modules() for p in module.parameters() if p.requires_grad]
+
+    def train(self, mode: bool = True) -> GLAMStageNetwork:
+        super().train(mode)
+        for module in self.frozen_modules():
+            module.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``(N, C, H, W)`` -> the stage's output dict (see :class:`GLAM`)."""
+        if self.stage != TrainingStage.GLOBAL:
+            return self.glam(x)
+        out = self.glam.global_network(x)
+        if not self.training:
+            size = (x.shape[-2], x.shape[-1])
+            out[GLAMKeys.SALIENCY.value] = F.interpolate(out[GLAMKeys.SALIENCY_GLOBAL], size=size, mode="nearest")
+        return out
+
+
+def loss_for_stage(stage: str | TrainingStage, **loss_kwargs: Any) -> GLAMLoss:
+    """A :class:`GLAMLoss` whose terms match the stage: global terms, local terms, or all four.
+
+    ``loss_kwargs`` (e.g. ``global_sparsity_weight``, ``pos_weight``) override the defaults; weights of the
+    terms a stage cannot compute are forced to zero.
+    """
+    stage = TrainingStage(stage)
+    if stage == TrainingStage.GLOBAL:
+        loss_kwargs.update(local_bce_weight=0.0, local_sparsity_weight=0.0)
+    elif stage == TrainingStage.LOCAL:
+        loss_kwargs.update(global_bce_weight=0.0, global_sparsity_weight=0.0)
+    return GLAMLoss(**loss_kwargs)

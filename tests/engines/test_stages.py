@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from monai_glam.engines import GLAMStageNetwork, TrainingStage, create_glam_training, create_loader, loss_for_stage
+from monai_glam.networks import GLAM
+from tests.engines.synthetic_task import TINY_GLAM, make_dataset
+
+
+def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+@pytest.mark.parametrize(
+    ("stage", "changed", "frozen"),
+    [
+        ("global", ["global_network"], ["local_network"]),
+        ("local", ["local_network"], ["global_network"]),
+        ("joint", ["global_network", "local_network"], []),
+    ],
+)
+def test_stage_changes_exactly_its_modules(tmp_path, stage, changed, frozen):
+    torch.manual_seed(0)
+    glam = GLAM(**TINY_GLAM)
+    before = {name: _snapshot(getattr(glam, name)) for name in ("global_network", "local_network")}
+    loader = create_loader(make_dataset(8), batch_size=4)
+    run = create_glam_training(
+        glam, loader, tmp_path, stage=stage, max_epochs=1, learning_rate=1e-2, tensorboard=False
+    )
+    run.run()
+    for name in changed:
+        after = getattr(glam, name).state_dict()
+        moved = [k for k, v in before[name].items() if not torch.equal(v, after[k])]
+        params = [k for k, _ in getattr(glam, name).named_parameters()]
+        assert set(params) <= set(moved), f"{stage}: parameters of {name} that did not change"
+    for name in frozen:
+        after = getattr(glam, name).state_dict()
+        assert all(torch.equal(v, after[k]) for k, v in before[name].items()), f"{stage}: {name} moved"
+
+
+def test_frozen_module_stays_in_eval_mode_and_without_gradients():
+    glam = GLAM(**TINY_GLAM)
+    net = GLAMStageNetwork(glam, "local").train()
+    assert not glam.global_network.training and glam.local_network.training
+    assert not any(p.requires_grad for p in glam.global_network.parameters())
+    assert {id(p) for p in net.trainable_parameters()} == {id(p) for p in glam.local_network.parameters()}
+
+
+def test_global_stage_outputs_global_maps_and_eval_saliency():
+    glam = GLAM(**TINY_GLAM)
+    net = GLAMStageNetwork(glam, TrainingStage.GLOBAL)
+    x = torch.randn(2, 1, 128, 96)
+    assert "prob_local" not in net.train()(x)
+    with torch.no_grad():
+        out = net.eval()(x)
+    assert out["saliency"].shape == (2, 2, 128, 96)
+    assert torch.equal(out["saliency"][..., ::16, ::16], out["saliency_global"])
+
+
+def test_rejects_unknown_stage():
+    with pytest.raises(ValueError, match="stage must be one of"):
+        GLAMStageNetwork(GLAM(**TINY_GLAM), "warmup")
+
+
+@pytest.mark.parametrize(
+    ("stage", "terms"),
+    [("global", {"bce_global", "sparsity_global"}), ("local", {"bce_local", "sparsity_local"}), ("joint", None)],
+)
+def test_loss_for_stage(stage, terms):
+    loss = loss_for_stage(stage, global_sparsity_weight=0.5)
+    active = {name for name, weight in loss.weights.items() if weight > 0}
+    assert active == (terms or set(loss.weights))
+    if stage != "local":
+        assert loss.weights["sparsity_global"] == 0.5

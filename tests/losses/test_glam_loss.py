@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from monai_glam.losses import GLAMLoss, GLAMLossTerms
+
+
+def _pred(prob_global, prob_local, saliency_value=0.25, patch_value=0.5):
+    return {
+        "prob_global": torch.tensor(prob_global),
+        "prob_local": torch.tensor(prob_local),
+        "saliency_global": torch.full((2, 2, 4, 3), saliency_value),
+        "patch_saliency": torch.full((2, 1, 2, 2, 2), patch_value),
+    }
+
+
+def _bce(p, y):
+    return -(y * math.log(p) + (1 - y) * math.log(1 - p))
+
+
+def test_terms_match_hand_computation():
+    pred = _pred([[0.9, 0.2], [0.4, 0.7]], [[0.6, 0.5], [0.3, 0.8]])
+    target = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    terms = GLAMLoss().terms(pred, target)
+    expected_global = ((_bce(0.9, 1) + _bce(0.2, 0)) + (_bce(0.4, 0) + _bce(0.7, 1))) / 2
+    expected_local = ((_bce(0.6, 1) + _bce(0.5, 0)) + (_bce(0.3, 0) + _bce(0.8, 1))) / 2
+    assert terms[GLAMLossTerms.BCE_GLOBAL].item() == pytest.approx(expected_global, rel=1e-5)
+    assert terms[GLAMLossTerms.BCE_LOCAL].item() == pytest.approx(expected_local, rel=1e-5)
+    assert terms[GLAMLossTerms.SPARSITY_GLOBAL].item() == pytest.approx(2 * 0.25)  # Σ over 2 classes
+    assert terms[GLAMLossTerms.SPARSITY_LOCAL].item() == pytest.approx(2 * 0.5)
+
+
+@pytest.mark.parametrize(
+    ("weights", "expected_terms"),
+    [
+        ({}, set(GLAMLossTerms.ALL)),
+        ({"local_bce_weight": 0.0, "local_sparsity_weight": 0.0}, {"bce_global", "sparsity_global"}),
+        ({"global_bce_weight": 0.0, "global_sparsity_weight": 0.0}, {"bce_local", "sparsity_local"}),
+    ],
+)
+def test_weighted_sum_and_zero_weight_terms(weights, expected_terms):
+    loss = GLAMLoss(**{"global_sparsity_weight": 0.1, "local_sparsity_weight": 0.2, **weights})
+    pred = _pred([[0.9, 0.2], [0.4, 0.7]], [[0.6, 0.5], [0.3, 0.8]])
+    target = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    terms = loss.terms(pred, target)
+    assert set(terms) == expected_terms
+    expected = sum(loss.weights[name] * value for name, value in terms.items())
+    assert loss(pred, target).item() == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_global_only_prediction_is_enough_without_local_terms():
+    loss = GLAMLoss(local_bce_weight=0, local_sparsity_weight=0)
+    pred = {"prob_global": torch.tensor([[0.5, 0.5]]), "saliency_global": torch.zeros(1, 2, 3, 3)}
+    assert loss(pred, torch.tensor([[1.0, 0.0]])).item() == pytest.approx(2 * math.log(2), rel=1e-5)
+    with pytest.raises(ValueError, match="no 'prob_local' entry"):
+        GLAMLoss()(pred, torch.tensor([[1.0, 0.0]]))
+
+
+def test_pos_weight_scales_positive_examples():
+    pred = _pred([[0.5, 0.5], [0.5, 0.5]], [[0.5, 0.5], [0.5, 0.5]])
+    target = torch.tensor([[1.0, 1.0], [0.0, 0.0]])
+    plain = GLAMLoss(local_bce_weight=0, global_sparsity_weight=0, local_sparsity_weight=0)
+    weighted = GLAMLoss(local_bce_weight=0, global_sparsity_weight=0, local_sparsity_weight=0, pos_weight=(3.0, 1.0))
+    # positives of class 0 count 3x: per-item sums (3+1)·ln2 and 2·ln2, mean 3·ln2.
+    assert plain(pred, target).item() == pytest.approx(2 * math.log(2), rel=1e-5)
+    assert weighted(pred, target).item() == pytest.approx(3 * math.log(2), rel=1e-5)
+
+
+def test_loss_is_finite_at_saturated_probabilities_and_differentiable():
+    prob = torch.tensor([[1.0, 0.0]], requires_grad=True)
+    pred = {"prob_global": prob, "saliency_global": torch.zeros(1, 2, 2, 2)}
+    loss = GLAMLoss(local_bce_weight=0, local_sparsity_weight=0)(pred, torch.tensor([[0.0, 1.0]]))
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert prob.grad is not None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"global_bce_weight": -1.0}, "bce_global"),
+        ({"local_sparsity_weight": float("nan")}, "sparsity_local"),
+        ({"pos_weight": (1.0, 0.0)}, "pos_weight"),
+        ({"eps": 0.0}, "eps"),
+    ],
+)
+def test_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        GLAMLoss(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("pred", "target", "match"),
+    [
+        ({"prob_global": torch.rand(2, 2)}, torch.ones(2, 3), r"\(N, C\)"),
+        ({"prob_global": torch.rand(2)}, torch.ones(2), r"\(N, C\)"),
+        (torch.rand(2, 2), torch.ones(2, 2), "output dict"),
+    ],
+)
+def test_rejects_bad_shapes(pred, target, match):
+    loss = GLAMLoss(local_bce_weight=0, global_sparsity_weight=0, local_sparsity_weight=0)
+    with pytest.raises(ValueError, match=match):
+        loss(pred, target)
+
+
+def test_all_zero_weights_is_an_error():
+    loss = GLAMLoss(0, 0, 0, 0)
+    with pytest.raises(ValueError, match="every GLAMLoss weight is zero"):
+        loss(_pred([[0.5, 0.5]], [[0.5, 0.5]]), torch.ones(1, 2))
