@@ -17,7 +17,7 @@ from collections.abc import Sequence
 __all__ = ["CommandError", "build_parser", "main"]
 
 # Modules that define sub-commands, in the order ``--help`` lists them.
-_COMMAND_MODULES: tuple[str, ...] = ("monai_glam.apps.convert_nyu",)
+_COMMAND_MODULES: tuple[str, ...] = ("monai_glam.apps.convert_nyu", "monai_glam.apps.synth")
 
 
 class CommandError(RuntimeError):

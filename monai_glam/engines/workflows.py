@@ -233,6 +233,11 @@ def create_glam_training(
     network: torch.nn.Module = GLAMStageNetwork(glam, stage)
     parameters = network.trainable_parameters()
     if world_size > 1:
+        # ignite builds its distributed context lazily with a collective call; a rank-0-only handler would
+        # otherwise trigger it on one rank alone and deadlock. Build it now, on every rank.
+        import ignite.distributed as idist
+
+        idist.sync()
         device_ids = [device.index] if device.type == "cuda" and device.index is not None else None
         network = torch.nn.parallel.DistributedDataParallel(network, device_ids=device_ids)
     loss = loss if loss is not None else loss_for_stage(stage)

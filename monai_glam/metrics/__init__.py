@@ -1,3 +1,48 @@
+"""Evaluation metrics for GLAM: ROC-AUC with bootstrap intervals, Dice/IoU, pointing game, lesion FROC, reports."""
+
 from __future__ import annotations
 
-__all__: list[str] = []
+from monai_glam.metrics.froc import DEFAULT_FP_RATES, FROCResult, compute_lesion_froc, find_saliency_peaks, froc_curve
+from monai_glam.metrics.pointing_game import PointingGameResult, pointing_game
+from monai_glam.metrics.report import (
+    build_evaluation_report,
+    plot_froc_curves,
+    plot_roc_curves,
+    render_markdown,
+    write_evaluation_report,
+)
+from monai_glam.metrics.roc import (
+    AUCResult,
+    aggregate_by_group,
+    bootstrap_roc_auc,
+    compute_roc_auc_ci,
+    roc_auc,
+    roc_curve,
+)
+from monai_glam.metrics.segmentation import SegmentationScores, compute_dice_iou, overlap_counts
+from monai_glam.metrics.utils import json_safe
+
+__all__ = [
+    "DEFAULT_FP_RATES",
+    "AUCResult",
+    "FROCResult",
+    "PointingGameResult",
+    "SegmentationScores",
+    "aggregate_by_group",
+    "bootstrap_roc_auc",
+    "build_evaluation_report",
+    "compute_dice_iou",
+    "compute_lesion_froc",
+    "compute_roc_auc_ci",
+    "find_saliency_peaks",
+    "froc_curve",
+    "json_safe",
+    "overlap_counts",
+    "plot_froc_curves",
+    "plot_roc_curves",
+    "pointing_game",
+    "render_markdown",
+    "roc_auc",
+    "roc_curve",
+    "write_evaluation_report",
+]

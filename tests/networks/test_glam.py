@@ -231,3 +231,20 @@ def test_global_network_standalone_outputs():
     with torch.no_grad():
         out = net(torch.randn(1, 1, 256, 160))
     assert set(out) == {"saliency_a1", "saliency_a2", "saliency_a3", "saliency_global", "prob_global"}
+
+
+def test_gradient_checkpointing_matches_plain_training_step():
+    x = torch.randn(2, 1, 256, 160)
+    results = []
+    for checkpointing in (False, True):
+        net = _model(num_patches=2, gradient_checkpointing=checkpointing).train()
+        out = net(x)
+        (out[GLAMKeys.PROB_LOCAL].sum() + out[GLAMKeys.SALIENCY].mean()).backward()
+        grads = {name: p.grad.clone() for name, p in net.named_parameters()}
+        results.append((grads, {k: v.clone() for k, v in net.state_dict().items()}))
+    (plain_grads, plain_state), (ckpt_grads, ckpt_state) = results
+    for name, grad in plain_grads.items():
+        assert torch.allclose(grad, ckpt_grads[name], atol=1e-6), name
+    # Running statistics (and the batch counters) are updated exactly once per step, as without checkpointing.
+    for key, value in plain_state.items():
+        assert torch.allclose(value.double(), ckpt_state[key].double(), atol=1e-7), key

@@ -52,6 +52,8 @@ class GLAM(nn.Module):
         scale_weights: weights of ``A1, A2, A3`` in ``S_g``.
         saliency_in_training: compute the fused full-resolution map in training mode too (it is always
             computed in eval mode). Turn off to save memory when no loss uses it.
+        gradient_checkpointing: recompute the local module's residual blocks in the backward pass instead of
+            storing their activations (training memory for compute; see :class:`LocalNetwork`).
 
     ``forward(x)`` takes ``(N, in_channels, H, W)`` and returns a dict keyed by :class:`GLAMKeys`:
     ``prob_global``/``prob_local`` ``(N, C)``; ``saliency_global`` and ``saliency_a1..a3``
@@ -82,6 +84,7 @@ class GLAM(nn.Module):
         local_top_k: float = 0.3,
         scale_weights: Sequence[float] = (0.2, 0.6, 0.2),
         saliency_in_training: bool = True,
+        gradient_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         if in_channels < 1:
@@ -104,6 +107,7 @@ class GLAM(nn.Module):
             channels=local_channels,
             blocks=local_blocks,
             strides=(1,) * len(tuple(local_channels)),
+            gradient_checkpointing=gradient_checkpointing,
         )
         if in_channels != 1 and in_channels != local_in_channels:
             raise ValueError(

@@ -1,0 +1,79 @@
+"""Benchmark one paper-size GLAM training step on CPU: time, peak memory and the FLOP-based lower bound.
+
+A step is the ``joint`` stage on one 2944×1920 image with one 512×512 patch: forward, all loss terms (BCE on
+ŷ_g and ŷ_l, sparsity on S_g and the patch maps), backward and an Adam update. The lower bound is the
+step's FLOPs (forward + backward, ``torch.utils.flop_counter``) divided by the practical peak measured in
+the same run (a 512→512 3×3 convolution on 1×512×128×128, channels-last).
+
+Usage::
+
+    python benchmarks/bench_train.py [--threads 2] [--runs 3] [--gradient-checkpointing]
+
+Run once with and once without ``--gradient-checkpointing``: peak RSS is per process. Nothing here gates CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchmarks.bench_forward import peak_conv_gflops
+from monai_glam.engines import GLAMStageNetwork, loss_for_stage
+from monai_glam.networks import GLAM
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2, help="intra-op CPU threads (default 2)")
+    parser.add_argument("--runs", type=int, default=3, help="timed steps after one warm-up step")
+    parser.add_argument("--gradient-checkpointing", action="store_true", help="recompute local blocks in backward")
+    parser.add_argument(
+        "--memory-format", choices=["channels_last", "contiguous"], default="channels_last", help="model layout"
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    memory_format = torch.channels_last if args.memory_format == "channels_last" else torch.contiguous_format
+    glam = GLAM(gradient_checkpointing=args.gradient_checkpointing).to(memory_format=memory_format)
+    network = GLAMStageNetwork(glam, "joint").train()
+    loss_fn = loss_for_stage("joint")
+    optimizer = torch.optim.Adam(network.trainable_parameters(), lr=1e-5)
+    x = torch.randn(1, 1, 2944, 1920).contiguous(memory_format=memory_format)
+    y = torch.tensor([[1.0, 0.0]])
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(network(x), y)
+        loss.backward()
+        optimizer.step()
+
+    with FlopCounterMode(display=False) as counter:
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(network(x), y).backward()
+    flops = counter.get_total_flops()
+    step()  # warm-up
+    times = []
+    for _ in range(args.runs):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_conv_gflops(5)
+    bound = flops / (peak * 1e9)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, layout {args.memory_format}, "
+        f"gradient checkpointing {'on' if args.gradient_checkpointing else 'off'}"
+    )
+    print(f"train step: median {seconds:.2f} s over {args.runs} steps, peak RSS {rss / 1024:.2f} GiB")
+    print(f"flops {flops / 1e9:.1f} GFLOP per step (forward + backward, as counted)")
+    print(f"peak {peak:.1f} GFLOP/s -> lower bound {bound:.2f} s; step / bound = {seconds / bound:.2f}")
+
+
+if __name__ == "__main__":
+    main()
