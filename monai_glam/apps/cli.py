@@ -17,7 +17,11 @@ from collections.abc import Sequence
 __all__ = ["CommandError", "build_parser", "main"]
 
 # Modules that define sub-commands, in the order ``--help`` lists them.
-_COMMAND_MODULES: tuple[str, ...] = ("monai_glam.apps.convert_nyu", "monai_glam.apps.synth")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "monai_glam.apps.synth",
+    "monai_glam.apps.train",
+    "monai_glam.apps.convert_nyu",
+)
 
 
 class CommandError(RuntimeError):

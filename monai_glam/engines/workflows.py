@@ -190,6 +190,7 @@ def create_glam_training(
     init_checkpoint: str | os.PathLike[str] | None = None,
     tensorboard: bool = True,
     show_progress: bool = False,
+    log_interval: int = 1,
 ) -> GLAMTrainingRun:
     """Wire one GLAM training stage.
 
@@ -213,6 +214,7 @@ def create_glam_training(
         init_checkpoint: start from another stage's weights (network only).
         tensorboard: write TensorBoard scalars and images.
         show_progress: show a progress bar.
+        log_interval: log the loss terms every this many iterations (0: only epoch-level metrics).
 
     Returns:
         A :class:`GLAMTrainingRun`.
@@ -298,7 +300,11 @@ def create_glam_training(
         train_handlers.append(ValidationHandler(validator=evaluator, interval=val_interval, epoch_level=True))
     train_handlers.append(LossTermsHandler(loss, optimizer))
     if rank == 0:
-        train_handlers.append(StatsHandler(tag_name="train", output_transform=training_scalars))
+        every = int(log_interval)
+        iteration_log = (lambda engine, iteration: iteration % every == 0) if every > 1 else every == 1
+        train_handlers.append(
+            StatsHandler(tag_name="train", output_transform=training_scalars, iteration_log=iteration_log)
+        )
         if writer is not None:
             train_handlers.append(TensorBoardStatsHandler(summary_writer=writer, output_transform=training_scalars))
             if image_interval > 0:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from monai_glam.networks.blocks import RegionProposal, TopTPooling
-from monai_glam.networks.nets import GLAM, GlobalNetwork, LocalNetwork, PreActResNet
+from monai_glam.networks.nets import GLAM, GLAM_PRESETS, GlobalNetwork, LocalNetwork, PreActResNet, glam_preset
 from monai_glam.networks.nyu_checkpoint import convert_nyu_state_dict, load_nyu_glam
 
 __all__ = [
     "GLAM",
+    "GLAM_PRESETS",
     "GlobalNetwork",
     "LocalNetwork",
     "PreActResNet",
     "RegionProposal",
     "TopTPooling",
     "convert_nyu_state_dict",
+    "glam_preset",
     "load_nyu_glam",
 ]

@@ -27,12 +27,16 @@ from monai_glam.transforms.geometry import (
     window_box,
 )
 from monai_glam.transforms.nyu import nyu_preprocess, nyu_preprocessing_transforms
+from monai_glam.transforms.pipeline import glam_transforms, scaled_crop_parameters
+from monai_glam.transforms.targets import DEFAULT_MASK_KEYS, GLAMTargetsd
 
 __all__ = [
+    "DEFAULT_MASK_KEYS",
     "BestCenterWindow",
     "BestCenterWindowd",
     "BreastCrop",
     "BreastCropd",
+    "GLAMTargetsd",
     "LoadMammogram",
     "LoadMammogramd",
     "OrientToRight",
@@ -45,8 +49,10 @@ __all__ = [
     "breast_crop_box",
     "breast_region_box",
     "erode_diamond",
+    "glam_transforms",
     "nyu_preprocess",
     "nyu_preprocessing_transforms",
     "raw_facing_right",
+    "scaled_crop_parameters",
     "window_box",
 ]

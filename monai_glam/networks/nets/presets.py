@@ -1,0 +1,47 @@
+"""Named GLAM configurations: the published one and smaller ones that train on a CPU."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+__all__ = ["GLAM_PRESETS", "glam_preset"]
+
+#: ``name -> {"window": (H, W), "glam": GLAM kwargs}``. ``paper`` is the published model; ``small`` and
+#: ``tiny`` keep its structure (5 pre-activation stages, a stride-1 local ResNet, one patch) at lower
+#: resolution and width so a CPU trains them in minutes.
+GLAM_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {"window": (2944, 1920), "glam": {}},
+    "small": {
+        "window": (512, 320),
+        "glam": {
+            "patch_size": 128,
+            "global_channels": (16, 32, 64, 128, 128),
+            "global_blocks": (1, 1, 1, 1, 1),
+            "local_channels": (16, 32, 64, 64),
+            "local_blocks": (1, 1, 1, 1),
+        },
+    },
+    "tiny": {
+        "window": (256, 160),
+        "glam": {
+            "patch_size": 64,
+            "global_channels": (8, 16, 32, 32, 64),
+            "global_blocks": (1, 1, 1, 1, 1),
+            "local_channels": (8, 16, 32, 32),
+            "local_blocks": (1, 1, 1, 1),
+            "global_top_t": 0.05,
+        },
+    },
+}
+
+
+def glam_preset(name: str) -> dict[str, Any]:
+    """A deep copy of preset ``name`` (``{"window": (H, W), "glam": kwargs}``).
+
+    Raises:
+        ValueError: for an unknown name.
+    """
+    if name not in GLAM_PRESETS:
+        raise ValueError(f"unknown GLAM preset {name!r}; choose one of {sorted(GLAM_PRESETS)}.")
+    return copy.deepcopy(GLAM_PRESETS[name])

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from monai_glam.apps.cli import main
+from monai_glam.data import write_synthetic_dataset
+from monai_glam.engines import load_glam_weights
+from monai_glam.networks import GLAM
+
+
+@pytest.fixture(scope="module")
+def datalist(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("synthetic")
+    return write_synthetic_dataset(
+        folder, num=16, size=(256, 160), seed=0, write_dicom=False, fractions=(0.5, 0.5, 0.0), progress=False
+    )
+
+
+def test_train_global_then_local_from_the_command_line(tmp_path, datalist, capsys):
+    common = ["--datalist", str(datalist), "--preset", "tiny", "--epochs", "1", "--batch-size", "4", "--no-progress"]
+    assert main(["train", *common, "--output", str(tmp_path / "global"), "--stage", "global"]) == 0
+    out = capsys.readouterr().out
+    assert "stage global done: val_auc" in out and "best.pt" in out
+    config = json.loads((tmp_path / "global" / "model_config.json").read_text())
+    assert config["patch_size"] == 64
+    settings = json.loads((tmp_path / "global" / "training_config.json").read_text())
+    assert settings["window"] == [256, 160] and settings["stage"] == "global"
+
+    init = tmp_path / "global" / "last.pt"
+    assert main(["train", *common, "--output", str(tmp_path / "local"), "--stage", "local", "--init", str(init)]) == 0
+    first = load_glam_weights(GLAM(**config), init)
+    second = load_glam_weights(GLAM(**config), tmp_path / "local" / "last.pt")
+    for key, value in first.global_network.state_dict().items():  # frozen in the local stage
+        assert torch.equal(second.global_network.state_dict()[key], value)
+    assert any(
+        not torch.equal(v, second.local_network.state_dict()[k]) for k, v in first.local_network.state_dict().items()
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--datalist", "/nonexistent/datalist.json"], "datalist.json"),
+        (["--init", "/nonexistent/last.pt"], "checkpoint not found"),
+        (["--model-config", "/nonexistent/model.json"], "model config not found"),
+    ],
+)
+def test_train_reports_user_errors_in_one_line(tmp_path, datalist, capsys, extra, message):
+    args = ["train", "--datalist", str(datalist), "--output", str(tmp_path), "--preset", "tiny", "--no-progress"]
+    assert main([*args, *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("monai-glam train: error:") and message in err
+
+
+def test_train_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "--stage {global,local,joint}" in capsys.readouterr().out
