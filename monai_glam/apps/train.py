@@ -193,7 +193,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "torchrun (one process per GPU, or gloo on CPU)."
         ),
     )
-    parser.add_argument("--datalist", required=True, help="MONAI datalist JSON with 'training' (and 'validation') items")
+    parser.add_argument(
+        "--datalist", required=True, help="MONAI datalist JSON with 'training' (and 'validation') items"
+    )
     parser.add_argument("--output", required=True, help="output folder (checkpoints, TensorBoard, configs)")
     parser.add_argument("--stage", choices=["global", "local", "joint"], default="global", help="training stage")
     parser.add_argument("--preset", choices=["paper", "small", "tiny"], default="paper", help="model size preset")

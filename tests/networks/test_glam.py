@@ -248,3 +248,21 @@ def test_gradient_checkpointing_matches_plain_training_step():
     # Running statistics (and the batch counters) are updated exactly once per step, as without checkpointing.
     for key, value in plain_state.items():
         assert torch.allclose(value.double(), ckpt_state[key].double(), atol=1e-7), key
+
+
+@pytest.mark.parametrize(("key", "shape"), [("saliency", (2, 2, 256, 160)), ("prob_global", (2, 2))])
+def test_single_output_variant_shares_weights_and_scripts(key, shape):
+    from monai_glam.networks import GLAMSingleOutput
+
+    net = _model().eval()
+    torch.manual_seed(1)
+    single = GLAMSingleOutput(output_key=key, **small()).eval()
+    single.load_state_dict(net.state_dict())  # identical state-dict layout
+    x = torch.randn(2, 1, 256, 160)
+    with torch.no_grad():
+        out = single(x)
+        assert out.shape == shape
+        assert torch.equal(out, net(x)[key])
+        assert torch.equal(torch.jit.script(single)(x), out)
+    with pytest.raises(ValueError, match="output_key"):
+        GLAMSingleOutput(output_key="logits")

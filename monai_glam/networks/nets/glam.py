@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +16,7 @@ from monai_glam.networks.nets.global_network import GlobalNetwork
 from monai_glam.networks.nets.local_network import LocalNetwork
 from monai_glam.utils.enums import GLAMKeys
 
-__all__ = ["GLAM"]
+__all__ = ["GLAM", "GLAMSingleOutput"]
 
 
 class GLAM(nn.Module):
@@ -120,6 +121,10 @@ class GLAM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """See the class docstring."""
+        return self.forward_outputs(x)
+
+    def forward_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The full output dict (what ``forward`` returns; subclasses may return less)."""
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"expected input of shape (N, {self.in_channels}, H, W), got {list(x.shape)}.")
         n, height, width = x.shape[0], x.shape[2], x.shape[3]
@@ -142,3 +147,32 @@ class GLAM(nn.Module):
             out[GLAMKeys.SALIENCY.value] = (local_full + global_full) * 0.5
         return out
 
+
+
+class GLAMSingleOutput(GLAM):
+    """:class:`GLAM` whose ``forward`` returns one output tensor instead of the dict.
+
+    For tools that need a single tensor: MONAI bundle checks (``verify_net_in_out``), ONNX export, MONAI's
+    ``SlidingWindowInferer`` or ``monai.visualize``. Its parameters and state dict are exactly GLAM's, so
+    weights load into either class.
+
+    Args:
+        output_key: the :class:`GLAMKeys` entry to return (default: the fused full-resolution map
+            ``saliency`` ``(N, C, H, W)``; ``prob_global`` gives ``(N, C)`` scores).
+        kwargs: :class:`GLAM` constructor arguments.
+
+    Raises:
+        ValueError: for an unknown ``output_key``.
+    """
+
+    def __init__(self, output_key: str = GLAMKeys.SALIENCY.value, **kwargs: Any) -> None:
+        keys = [str(key.value) for key in GLAMKeys]
+        if str(output_key) not in keys:
+            raise ValueError(f"output_key must be one of {keys}, got {output_key!r}.")
+        kwargs.setdefault("saliency_in_training", True)
+        super().__init__(**kwargs)
+        self.output_key = str(output_key)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        """``(N, C_in, H, W)`` -> the tensor under ``output_key``."""
+        return self.forward_outputs(x)[self.output_key]
