@@ -23,8 +23,31 @@ TRAINING_CONFIG_FILE = "training_config.json"
 
 def _resolve_device(device: str) -> torch.device:
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and resolved.index is None and "LOCAL_RANK" in os.environ:
+        resolved = torch.device("cuda", int(os.environ["LOCAL_RANK"]))  # one GPU per torchrun process
+    return resolved
+
+
+def _init_distributed(device: torch.device) -> bool:
+    """Join the process group that ``torchrun`` describes in the environment; False when not under torchrun."""
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return False
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return True
+
+
+def _is_main_process() -> bool:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def run_training(
@@ -105,15 +128,19 @@ def run_training(
     set_determinism(seed=seed)
     torch.manual_seed(seed)
     glam = GLAM(**kwargs, gradient_checkpointing=gradient_checkpointing)
+    resolved_device = _resolve_device(device)
+    started_group = _init_distributed(resolved_device)
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(output_dir / MODEL_CONFIG_FILE, json.dumps(kwargs, indent=2) + "\n")
-    run_settings = {
-        "datalist": str(datalist), "stage": stage, "preset": preset, "window": list(window), "epochs": epochs,
-        "batch_size": batch_size, "learning_rate": learning_rate, "weight_decay": weight_decay, "seed": seed,
-        "augment": augment, "init_checkpoint": str(init_checkpoint) if init_checkpoint else None,
-    }
-    atomic_write_text(output_dir / TRAINING_CONFIG_FILE, json.dumps(run_settings, indent=2) + "\n")
+    if _is_main_process():
+        output_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(output_dir / MODEL_CONFIG_FILE, json.dumps(kwargs, indent=2) + "\n")
+        run_settings = {
+            "datalist": str(datalist), "stage": stage, "preset": preset, "window": list(window),
+            "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+            "weight_decay": weight_decay, "seed": seed, "augment": augment,
+            "init_checkpoint": str(init_checkpoint) if init_checkpoint else None,
+        }
+        atomic_write_text(output_dir / TRAINING_CONFIG_FILE, json.dumps(run_settings, indent=2) + "\n")
 
     train_data = MammogramDataset(train_items, glam_transforms(window, augment=augment), skip_bad_items)
     train_loader = create_loader(train_data, batch_size=batch_size, shuffle=True, seed=seed, num_workers=num_workers)
@@ -131,7 +158,7 @@ def run_training(
         learning_rate=learning_rate,
         weight_decay=weight_decay,
         val_interval=val_interval,
-        device=_resolve_device(device),
+        device=resolved_device,
         image_interval=image_interval,
         early_stop_patience=early_stop_patience,
         mlflow_tracking_uri=mlflow_tracking_uri,
@@ -140,7 +167,14 @@ def run_training(
         show_progress=show_progress,
         log_interval=log_interval,
     )
-    return run.run()
+    try:
+        return run.run()
+    finally:
+        if started_group:
+            import torch.distributed as dist
+
+            dist.barrier()  # no rank tears the group down while another is still in a collective
+            dist.destroy_process_group()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -175,6 +209,8 @@ def _run(args: argparse.Namespace) -> int:
         show_progress=not args.no_progress,
         log_interval=args.log_interval,
     )
+    if not _is_main_process():
+        return 0
     summary = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()) or "no validation split"
     print(f"stage {args.stage} done: {summary}")
     print(f"checkpoints: {Path(args.output) / 'best.pt'} (best validation AUC), {Path(args.output) / 'last.pt'}")

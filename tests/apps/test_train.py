@@ -59,3 +59,20 @@ def test_train_help(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     assert "--stage {global,local,joint}" in capsys.readouterr().out
+
+
+def test_train_under_torchrun_writes_from_rank_zero_only(tmp_path, datalist):
+    import os
+    import subprocess
+    import sys
+
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m"]
+    args = ["monai_glam.apps.cli", "train", "--datalist", str(datalist), "--output", str(tmp_path / "ddp"),
+            "--preset", "tiny", "--epochs", "1", "--batch-size", "2", "--no-progress", "--log-interval", "0"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([*launcher, *args], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("stage global done") == 1  # only rank 0 reports
+    assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == [
+        "best.pt", "last.pt", "model_config.json", "tensorboard", "training_config.json"
+    ]

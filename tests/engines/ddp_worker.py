@@ -34,6 +34,7 @@ def main(out_dir: str) -> None:
         {"state": glam.state_dict(), "iterations": len(seen), "metrics": metrics},
         Path(out_dir).parent / f"rank{rank}.pt",
     )
+    dist.barrier()
     dist.destroy_process_group()
 
 
