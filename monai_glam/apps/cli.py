@@ -20,6 +20,8 @@ __all__ = ["CommandError", "build_parser", "main"]
 _COMMAND_MODULES: tuple[str, ...] = (
     "monai_glam.apps.synth",
     "monai_glam.apps.train",
+    "monai_glam.apps.infer",
+    "monai_glam.apps.evaluate",
     "monai_glam.apps.convert_nyu",
 )
 

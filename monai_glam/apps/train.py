@@ -13,10 +13,8 @@ import torch
 
 from monai_glam.apps.cli import CommandError
 
-__all__ = ["MODEL_CONFIG_FILE", "TRAINING_CONFIG_FILE", "add_parser", "run_training"]
+__all__ = ["TRAINING_CONFIG_FILE", "add_parser", "run_training"]
 
-#: Written into the output folder: the GLAM constructor arguments, so inference can rebuild the model.
-MODEL_CONFIG_FILE = "model_config.json"
 #: Written into the output folder: how the run was configured (window, stage, optimisation).
 TRAINING_CONFIG_FILE = "training_config.json"
 
@@ -110,11 +108,12 @@ def run_training(
     """
     from monai.utils import set_determinism
 
+    from monai_glam.apps.model_io import MODEL_CONFIG_NAME, save_model_config
     from monai_glam.data import MammogramDataset, read_datalist
     from monai_glam.data.atomic_io import atomic_write_text
     from monai_glam.engines import create_glam_training, create_loader
     from monai_glam.networks import GLAM, glam_preset
-    from monai_glam.transforms import glam_transforms
+    from monai_glam.transforms import glam_transforms, scaled_crop_parameters
 
     config = glam_preset(preset)
     kwargs = {**config["glam"], **dict(glam_kwargs or {})}
@@ -133,7 +132,9 @@ def run_training(
     output_dir = Path(output_dir)
     if _is_main_process():
         output_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(output_dir / MODEL_CONFIG_FILE, json.dumps(kwargs, indent=2) + "\n")
+        erosion, buffer = scaled_crop_parameters(window)
+        preprocessing = {"spatial_size": window, "erosion_iterations": erosion, "buffer": buffer}
+        save_model_config(output_dir / MODEL_CONFIG_NAME, kwargs, preprocessing=preprocessing)
         run_settings = {
             "datalist": str(datalist), "stage": stage, "preset": preset, "window": list(window),
             "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
@@ -179,18 +180,20 @@ def run_training(
 
 def _run(args: argparse.Namespace) -> int:
     glam_kwargs = None
+    window = args.window
     if args.model_config:
-        path = Path(args.model_config)
-        if not path.is_file():
-            raise FileNotFoundError(f"model config not found: {path}")
-        glam_kwargs = json.loads(path.read_text())
+        from monai_glam.apps.model_io import read_model_config
+
+        config = read_model_config(args.model_config)
+        glam_kwargs = config.glam
+        window = window or config.preprocessing.get("spatial_size")
     metrics = run_training(
         datalist=args.datalist,
         output_dir=args.output,
         stage=args.stage,
         preset=args.preset,
         glam_kwargs=glam_kwargs,
-        window=args.window,
+        window=window,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.lr,

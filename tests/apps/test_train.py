@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from monai_glam.apps.cli import main
+from monai_glam.apps.model_io import read_model_config
 from monai_glam.data import write_synthetic_dataset
 from monai_glam.engines import load_glam_weights
 from monai_glam.networks import GLAM
@@ -24,15 +25,16 @@ def test_train_global_then_local_from_the_command_line(tmp_path, datalist, capsy
     assert main(["train", *common, "--output", str(tmp_path / "global"), "--stage", "global"]) == 0
     out = capsys.readouterr().out
     assert "stage global done: val_auc" in out and "best.pt" in out
-    config = json.loads((tmp_path / "global" / "model_config.json").read_text())
-    assert config["patch_size"] == 64
+    config = read_model_config(tmp_path / "global" / "model_config.json")
+    assert config.glam["patch_size"] == 64
+    assert config.preprocessing == {"spatial_size": (256, 160), "erosion_iterations": 9, "buffer": 4}
     settings = json.loads((tmp_path / "global" / "training_config.json").read_text())
     assert settings["window"] == [256, 160] and settings["stage"] == "global"
 
     init = tmp_path / "global" / "last.pt"
     assert main(["train", *common, "--output", str(tmp_path / "local"), "--stage", "local", "--init", str(init)]) == 0
-    first = load_glam_weights(GLAM(**config), init)
-    second = load_glam_weights(GLAM(**config), tmp_path / "local" / "last.pt")
+    first = load_glam_weights(GLAM(**config.glam), init)
+    second = load_glam_weights(GLAM(**config.glam), tmp_path / "local" / "last.pt")
     for key, value in first.global_network.state_dict().items():  # frozen in the local stage
         assert torch.equal(second.global_network.state_dict()[key], value)
     assert any(
@@ -45,7 +47,7 @@ def test_train_global_then_local_from_the_command_line(tmp_path, datalist, capsy
     [
         (["--datalist", "/nonexistent/datalist.json"], "datalist.json"),
         (["--init", "/nonexistent/last.pt"], "checkpoint not found"),
-        (["--model-config", "/nonexistent/model.json"], "model config not found"),
+        (["--model-config", "/nonexistent/model.json"], "no such model config file"),
     ],
 )
 def test_train_reports_user_errors_in_one_line(tmp_path, datalist, capsys, extra, message):

@@ -132,3 +132,20 @@ def test_load_glam_weights_rejects_other_configurations(tmp_path):
     torch.save({"network": GLAM(**TINY_GLAM).state_dict()}, tmp_path / "tiny.pt")
     with pytest.raises(ValueError, match="does not fit"):
         load_glam_weights(GLAM(), tmp_path / "tiny.pt")
+
+
+def test_mlflow_tracking_to_sqlite(tmp_path):
+    mlflow = pytest.importorskip("mlflow")
+    torch.manual_seed(0)
+    train, val = _loaders(8, 8)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run = create_glam_training(
+        GLAM(**TINY_GLAM), train, tmp_path / "run", val_loader=val, max_epochs=1, tensorboard=False,
+        mlflow_tracking_uri=uri,
+    )
+    run.run()
+    client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("monai_glam")
+    runs = client.search_runs([experiment.experiment_id])
+    logged = set().union(*(r.data.metrics for r in runs))
+    assert {"loss", "loss_bce_global", "val_auc"} <= logged

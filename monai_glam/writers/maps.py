@@ -1,0 +1,116 @@
+"""Per-class saliency maps and masks as NIfTI and PNG files, written atomically.
+
+One file per class and format: ``<folder>/<image_id>_<class>.nii.gz`` and ``.png``. Saliency maps are float32
+NIfTI and 16-bit PNG (``round(65535 * value)`` for values in [0, 1]); masks are uint8 NIfTI (0/1) and 8-bit PNG
+(0/255, the datalist's mask convention). NIfTI array axis 0 is the image row, as ``load_mammogram`` and MONAI's
+``NibabelReader`` read it, and the voxel size is the image's (row, col) spacing in mm.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from monai_glam.data.atomic_io import atomic_output_path
+from monai_glam.data.image_writer import write_png
+
+__all__ = ["MAP_FORMATS", "map_to_uint16", "write_class_maps", "write_nifti"]
+
+#: Formats :func:`write_class_maps` knows, with their file suffixes.
+MAP_FORMATS: dict[str, str] = {"nifti": ".nii.gz", "png": ".png"}
+
+
+def write_nifti(
+    path: str | os.PathLike[str], array: np.ndarray | torch.Tensor, spacing: Sequence[float] = (1.0, 1.0)
+) -> Path:
+    """Write a 2-D ``(H, W)`` array as a (gzip-compressed when the name ends in ``.gz``) NIfTI-1 file.
+
+    Args:
+        path: ``.nii`` or ``.nii.gz`` file.
+        array: ``(H, W)`` values; axis 0 (rows) becomes the first NIfTI axis.
+        spacing: (row, col) pixel size in mm, stored as the voxel size.
+
+    Raises:
+        ValueError: not a 2-D array or not a ``.nii``/``.nii.gz`` name.
+    """
+    import nibabel
+
+    target = Path(path)
+    if not target.name.endswith((".nii", ".nii.gz")):
+        raise ValueError(f"a NIfTI file name ends in .nii or .nii.gz, got {target.name!r}")
+    values = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
+    if values.ndim != 2:
+        raise ValueError(f"write_nifti needs a 2-D (H, W) array, got shape {values.shape}")
+    affine = np.diag([float(spacing[0]), float(spacing[1]), 1.0, 1.0])
+    image = nibabel.Nifti1Image(np.ascontiguousarray(values), affine)
+    image.header.set_zooms((float(spacing[0]), float(spacing[1])))
+    payload = image.to_bytes()  # serialized in memory: nibabel picks the format from the name, a temp name has none
+    if target.name.endswith(".gz"):
+        payload = gzip.compress(payload, compresslevel=6)
+    with atomic_output_path(target) as temp_path:
+        temp_path.write_bytes(payload)
+    return target
+
+
+def map_to_uint16(saliency: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Saliency values in [0, 1] as uint16 ``round(65535 * value)`` (values outside are clipped)."""
+    values = saliency.detach().cpu().numpy() if isinstance(saliency, torch.Tensor) else np.asarray(saliency)
+    return np.rint(np.clip(values.astype(np.float64), 0.0, 1.0) * 65535.0).astype(np.uint16)
+
+
+def write_class_maps(
+    folder: str | os.PathLike[str],
+    image_id: str,
+    maps: np.ndarray | torch.Tensor,
+    class_names: Sequence[str] = ("benign", "malignant"),
+    formats: Sequence[str] = ("nifti", "png"),
+    kind: str = "saliency",
+    spacing: Sequence[float] = (1.0, 1.0),
+) -> list[Path]:
+    """Write each class of ``maps`` as ``<folder>/<image_id>_<class><suffix>`` in every format.
+
+    Args:
+        folder: output folder (created).
+        image_id: file name stem.
+        maps: ``(C, H, W)`` saliency values in [0, 1] (``kind="saliency"``) or 0/1 masks (``kind="mask"``).
+        class_names: one name per channel.
+        formats: any of :data:`MAP_FORMATS`.
+        kind: ``"saliency"`` (float32 NIfTI, 16-bit PNG) or ``"mask"`` (uint8 NIfTI 0/1, 8-bit PNG 0/255).
+        spacing: (row, col) pixel size in mm for NIfTI.
+
+    Returns:
+        The written paths, class by class.
+
+    Raises:
+        ValueError: an unknown format or kind, or a channel count that differs from ``class_names``.
+    """
+    unknown = [f for f in formats if f not in MAP_FORMATS]
+    if unknown:
+        raise ValueError(f"unknown map format(s) {unknown}; expected some of {list(MAP_FORMATS)}")
+    if kind not in ("saliency", "mask"):
+        raise ValueError(f"kind must be 'saliency' or 'mask', got {kind!r}")
+    values = maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else np.asarray(maps)
+    if values.ndim != 3 or values.shape[0] != len(class_names):
+        raise ValueError(f"maps must be ({len(class_names)}, H, W) for classes {list(class_names)}, got {values.shape}")
+    written = []
+    for channel, name in zip(values, class_names, strict=True):
+        stem = Path(folder) / f"{image_id}_{name}"
+        for file_format in formats:
+            path = stem.with_name(stem.name + MAP_FORMATS[file_format])
+            if kind == "mask":
+                binary = (channel > 0).astype(np.uint8)
+                if file_format == "nifti":
+                    write_nifti(path, binary, spacing)
+                else:
+                    write_png(path, binary * np.uint8(255))
+            elif file_format == "nifti":
+                write_nifti(path, channel.astype(np.float32), spacing)
+            else:
+                write_png(path, map_to_uint16(channel))
+            written.append(path)
+    return written
