@@ -23,6 +23,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "monai_glam.apps.infer",
     "monai_glam.apps.evaluate",
     "monai_glam.apps.convert_nyu",
+    "monai_glam.apps.demo",
 )
 
 

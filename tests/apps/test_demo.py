@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from monai_glam.apps.cli import main
+
+
+def test_minimal_demo_runs_every_step(tmp_path, capsys):
+    assert main(["demo", "--output", str(tmp_path), "--minimal", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    for step in ("[1/4]", "[2/4]", "[3/4]", "[4/4]", "done in"):
+        assert step in out
+    rows = list(csv.DictReader((tmp_path / "evaluation" / "predictions" / "predictions.csv").open()))
+    assert rows and all(0.0 <= float(row["prob_global_malignant"]) <= 1.0 for row in rows)
+    report = json.loads((tmp_path / "evaluation" / "report.json").read_text())
+    assert report["num_images"] == len(rows)
+    assert (tmp_path / "evaluation" / "report.md").read_text().startswith("#")
+    assert any((tmp_path / "evaluation" / "predictions" / "overlays").iterdir())
+    assert (tmp_path / "runs" / "local" / "model_config.json").is_file()
+
+
+def test_demo_rejects_too_few_images(tmp_path, capsys):
+    assert main(["demo", "--output", str(tmp_path), "--num", "4", "--no-progress"]) == 2
+    assert "at least 8 images" in capsys.readouterr().err
+
+
+def test_demo_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    assert "--minimal" in capsys.readouterr().out
