@@ -83,7 +83,8 @@ def run_demo(
         "checkpoint": _best(runs / "local"),
         "tensorboard": runs,
         "predictions": evaluation / "predictions" / "predictions.csv",
-        "maps": evaluation / "predictions" / "maps",
+        "saliency": evaluation / "predictions" / "saliency",
+        "masks": evaluation / "predictions" / "masks",
         "overlays": evaluation / "predictions" / "overlays",
         "report": evaluation / "report.md",
     }

@@ -33,6 +33,10 @@ def atomic_output_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     )
     os.close(handle)
     temp_path = Path(temp_name)
+    # mkstemp creates 0600 files; give the result the permissions an ordinary open() would (umask applies).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temp_path, 0o666 & ~umask)
     try:
         yield temp_path
         os.replace(temp_path, destination)

@@ -336,7 +336,9 @@ def create_glam_training(
     if show_progress and rank == 0:
         from ignite.handlers import ProgressBar
 
-        ProgressBar(persist=False).attach(trainer, output_transform=lambda out: {"loss": float(out[CommonKeys.LOSS])})
+        ProgressBar(persist=False).attach(
+            trainer, output_transform=lambda out: {"loss": float(out[CommonKeys.LOSS].detach())}
+        )
     return GLAMTrainingRun(glam, stage, trainer, evaluator, writer, output_dir)
 
 
