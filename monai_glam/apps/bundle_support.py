@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from monai.data import MetaTensor, load_decathlon_datalist
 from monai.utils import CommonKeys, min_version, optional_import
 
@@ -31,6 +30,7 @@ from monai_glam.data.datalist import validate_item
 from monai_glam.engines.stages import TrainingStage
 from monai_glam.engines.workflows import CLASS_NAMES, load_glam_weights
 from monai_glam.networks import GLAM, GLAMSingleOutput, glam_preset
+from monai_glam.utils.distributed import is_main_process
 from monai_glam.utils.enums import GLAMKeys
 
 if TYPE_CHECKING:
@@ -109,11 +109,6 @@ def load_initial_weights(glam: GLAM, path: str | os.PathLike[str] | None) -> GLA
         )
     logger.info("initialising GLAM from %s", path)
     return load_glam_weights(glam, path)
-
-
-def is_main_process() -> bool:
-    """True outside ``torch.distributed`` and on rank 0: the process that logs and writes files."""
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 def attach_handlers(engine: Engine, handlers: Iterable[Any]) -> Engine:

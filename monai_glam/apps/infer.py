@@ -22,7 +22,7 @@ from monai.transforms import Compose, DivisiblePadd, SpatialPadd
 from monai_glam.apps.model_io import ModelConfig, load_model, resolve_model_config
 from monai_glam.inferers import GLAMInferer, GLAMSlidingWindowInferer
 from monai_glam.networks import GLAM
-from monai_glam.transforms import nyu_preprocessing_transforms, scaled_crop_parameters
+from monai_glam.transforms import glam_transforms, scaled_crop_parameters
 from monai_glam.transforms.array import PAPER_WINDOW_SIZE
 from monai_glam.transforms.dictionary import BreastCropd, LoadMammogramd, OrientToRightd, StandardizeIntensityd
 from monai_glam.writers import (
@@ -153,18 +153,14 @@ def build_inference_transforms(
 ) -> Compose:
     """The preprocessing chain for inference; its spatial steps are invertible.
 
-    Whole-image mode is :func:`~monai_glam.transforms.nyu_preprocessing_transforms` (best-center window of size
+    Whole-image mode is :func:`~monai_glam.transforms.glam_transforms` without targets (best-center window of size
     ``window``). Sliding-window mode loads, crops to the breast and orients it like the published pipeline, then
     pads the cropped image at its end to a multiple of 16 and at least ``window`` instead of cutting a window.
     Masks that an item lacks become empty masks marked ``mask_missing``.
     """
     if not sliding_window:
-        return nyu_preprocessing_transforms(
-            mask_keys=mask_keys,
-            spatial_size=window,
-            erosion_iterations=erosion_iterations,
-            buffer=buffer,
-            fill_missing_masks=True,
+        return glam_transforms(
+            window, with_targets=False, mask_keys=mask_keys, erosion_iterations=erosion_iterations, buffer=buffer
         )
     keys = ("image", *mask_keys)
     return Compose(

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from monai_glam.apps.cli import CommandError
+from monai_glam.utils.distributed import is_main_process
 
 __all__ = ["TRAINING_CONFIG_FILE", "add_parser", "run_training"]
 
@@ -38,14 +39,6 @@ def _init_distributed(device: torch.device) -> bool:
         torch.cuda.set_device(device)
     dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return True
-
-
-def _is_main_process() -> bool:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank() == 0
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 def run_training(
@@ -130,7 +123,7 @@ def run_training(
     resolved_device = _resolve_device(device)
     started_group = _init_distributed(resolved_device)
     output_dir = Path(output_dir)
-    if _is_main_process():
+    if is_main_process():
         output_dir.mkdir(parents=True, exist_ok=True)
         erosion, buffer = scaled_crop_parameters(window)
         preprocessing = {"spatial_size": window, "erosion_iterations": erosion, "buffer": buffer}
@@ -212,7 +205,7 @@ def _run(args: argparse.Namespace) -> int:
         show_progress=not args.no_progress,
         log_interval=args.log_interval,
     )
-    if not _is_main_process():
+    if not is_main_process():
         return 0
     summary = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()) or "no validation split"
     print(f"stage {args.stage} done: {summary}")

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.distributed as dist
 from monai.data import DataLoader, Dataset, DistributedSampler
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.handlers import (
@@ -42,6 +41,7 @@ from monai_glam.handlers.saliency_dice import SaliencyDice
 from monai_glam.handlers.tensorboard_saliency import TensorBoardSaliencyHandler
 from monai_glam.losses import GLAMLoss
 from monai_glam.networks.nets.glam import GLAM
+from monai_glam.utils.distributed import rank_and_world_size
 from monai_glam.utils.enums import GLAMKeys
 
 if TYPE_CHECKING:
@@ -92,13 +92,6 @@ class ScoreSelector:
         return scores, labels
 
 
-def _world() -> tuple[int, int]:
-    """``(rank, world_size)`` of the current process group, ``(0, 1)`` without one."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def create_loader(
     dataset: Dataset, batch_size: int = 1, shuffle: bool = True, seed: int = 0, num_workers: int = 0, **kwargs: Any
 ) -> DataLoader:
@@ -110,7 +103,7 @@ def create_loader(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}.")
-    rank, world_size = _world()
+    rank, world_size = rank_and_world_size()
     sampler = DistributedSampler(
         dataset, even_divisible=shuffle, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed
     )
@@ -224,7 +217,7 @@ def create_glam_training(
         raise ValueError(f"max_epochs must be >= 1, got {max_epochs!r}.")
     if val_interval < 1:
         raise ValueError(f"val_interval must be >= 1, got {val_interval!r}.")
-    rank, world_size = _world()
+    rank, world_size = rank_and_world_size()
     output_dir = Path(output_dir)
     if rank == 0:
         output_dir.mkdir(parents=True, exist_ok=True)
