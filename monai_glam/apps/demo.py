@@ -12,19 +12,20 @@ __all__ = ["add_parser", "run_demo"]
 # Lesions somewhat more conspicuous than `monai-glam synth`'s defaults, so a tiny model learns them in minutes.
 _DEMO_LESIONS: dict[str, Any] = {
     "benign_contrast": (0.35, 0.5),
-    "malignant_contrast": (0.35, 0.5),
-    "calcification_contrast": (0.6, 0.8),
+    "malignant_contrast": (0.5, 0.7),
+    "calcification_contrast": (0.8, 1.0),
+    "calcification_fraction": 0.25,
     "benign_radius": (0.05, 0.08),
-    "malignant_radius": (0.04, 0.07),
+    "malignant_radius": (0.05, 0.08),
 }
 
 
 def run_demo(
     output: str | Path = "glam_demo",
-    num_images: int = 240,
+    num_images: int = 480,
     preset: str = "tiny",
-    global_epochs: int = 15,
-    local_epochs: int = 6,
+    global_epochs: int = 20,
+    local_epochs: int = 8,
     batch_size: int = 8,
     learning_rate: float = 3e-3,
     num_bootstrap: int = 500,
@@ -136,12 +137,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         ),
     )
     parser.add_argument("--output", default="glam_demo", help="output folder (default glam_demo)")
-    parser.add_argument("--num", type=int, default=240, help="synthetic images (default 240)")
+    parser.add_argument("--num", type=int, default=480, help="synthetic images (default 480)")
     parser.add_argument(
         "--preset", choices=["tiny", "small", "paper"], default="tiny", help="model size (default tiny)"
     )
-    parser.add_argument("--global-epochs", type=int, default=15, help="global-stage epochs (default 15)")
-    parser.add_argument("--local-epochs", type=int, default=6, help="local-stage epochs (default 6)")
+    parser.add_argument("--global-epochs", type=int, default=20, help="global-stage epochs (default 20)")
+    parser.add_argument("--local-epochs", type=int, default=8, help="local-stage epochs (default 8)")
     parser.add_argument("--batch-size", type=int, default=8, help="images per step (default 8)")
     parser.add_argument("--lr", type=float, default=3e-3, help="learning rate (default 3e-3)")
     parser.add_argument("--num-bootstrap", type=int, default=500, help="bootstrap resamples for AUC intervals")
