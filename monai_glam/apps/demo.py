@@ -36,9 +36,10 @@ def run_demo(
     """Run the whole GLAM workflow on a synthetic dataset and return the paths of what it wrote.
 
     Steps: write ``num_images`` synthetic mammograms (with lesion masks and a datalist split by patient),
-    train the global module, train the local module on the frozen global module's patches, then run
-    inference and evaluation on the held-out test split (CSV of scores, maps and masks in the original image
-    geometry, overlays, a JSON/Markdown report with ROC and FROC plots).
+    train the global module, train the local module on the frozen global module's patches, pick Dice-optimal
+    segmentation thresholds on the validation split, then run inference and evaluation on the held-out test
+    split (CSV of scores, maps and masks in the original image geometry, overlays, a JSON/Markdown report
+    with ROC and FROC plots).
     """
     from monai_glam.apps.cli import main as cli_main
     from monai_glam.apps.train import run_training
@@ -51,7 +52,7 @@ def run_demo(
     output = Path(output)
     window = glam_preset(preset)["window"]
     started = time.perf_counter()
-    print(f"[1/4] writing {num_images} synthetic mammograms ({window[0]}x{window[1]}) to {output / 'data'}")
+    print(f"[1/5] writing {num_images} synthetic mammograms ({window[0]}x{window[1]}) to {output / 'data'}")
     generator = SyntheticMammogramGenerator(size=window, seed=seed, **_DEMO_LESIONS)
     datalist = write_synthetic_dataset(
         output / "data", num=num_images, size=window, seed=seed, write_dicom=False,
@@ -62,21 +63,27 @@ def run_demo(
         "device": device, "show_progress": progress, "log_interval": 0,
     }
     runs = output / "runs"
-    print(f"[2/4] training the global module ({global_epochs} epochs) -> {runs / 'global'}")
+    print(f"[2/5] training the global module ({global_epochs} epochs) -> {runs / 'global'}")
     metrics = run_training(datalist, runs / "global", stage="global", epochs=global_epochs, **common)
     print(f"      validation: {_format(metrics)}")
-    print(f"[3/4] training the local module on the global module's patches ({local_epochs} epochs) -> {runs / 'local'}")
+    print(f"[3/5] training the local module on the global module's patches ({local_epochs} epochs) -> {runs / 'local'}")
     metrics = run_training(
         datalist, runs / "local", stage="local", epochs=local_epochs, init_checkpoint=_best(runs / "global"), **common
     )
     print(f"      validation: {_format(metrics)}")
+    quiet = [] if progress else ["--no-progress"]
+    checkpoint = _best(runs / "local")
+    print(f"[4/5] picking Dice-optimal thresholds on the validation split -> {output / 'validation'}")
+    thresholds = _validation_thresholds(datalist, checkpoint, output / "validation", device, quiet)
+    print(f"      thresholds (benign, malignant): {', '.join(f'{t:.2f}' for t in thresholds)}")
     evaluation = output / "evaluation"
-    print(f"[4/4] inference and evaluation on the test split -> {evaluation}")
+    print(f"[5/5] inference and evaluation on the test split -> {evaluation}")
     arguments = [
-        "evaluate", "--datalist", str(datalist), "--split", "test", "--checkpoint", str(_best(runs / "local")),
+        "evaluate", "--datalist", str(datalist), "--split", "test", "--checkpoint", str(checkpoint),
         "--output", str(evaluation), "--num-bootstrap", str(num_bootstrap), "--seed", str(seed), "--device", device,
+        "--thresholds", *(f"{t:.2f}" for t in thresholds),
     ]
-    status = cli_main([*arguments, *([] if progress else ["--no-progress"])])
+    status = cli_main([*arguments, *quiet])
     if status == 2:
         raise RuntimeError("inference failed on every test image; see the messages above")
     paths = {
@@ -94,6 +101,25 @@ def run_demo(
         print(f"  {name:<12} {path}")
     print(f"  monitor training with: tensorboard --logdir {runs}")
     return paths
+
+
+def _validation_thresholds(
+    datalist: Path, checkpoint: Path, folder: Path, device: str, quiet: list[str]
+) -> tuple[float, ...]:
+    """Run ``infer`` on the validation split and pick, per class, the threshold with the best mean Dice."""
+    from monai_glam.apps.cli import main as cli_main
+    from monai_glam.apps.evaluate import load_localization_data
+    from monai_glam.inferers import select_dice_thresholds
+    from monai_glam.writers import read_predictions
+
+    arguments = ["infer", "--datalist", str(datalist), "--split", "validation", "--checkpoint", str(checkpoint)]
+    if cli_main([*arguments, "--output", str(folder), "--device", device, "--no-overlays", *quiet]) == 2:
+        raise RuntimeError("inference failed on every validation image; see the messages above")
+    predictions, class_names = read_predictions(folder / "predictions.csv")
+    _, maps, masks = load_localization_data(predictions, folder, class_names)
+    if not maps:
+        return (0.5,) * len(class_names)
+    return tuple(float(t) for t in select_dice_thresholds(maps, masks).thresholds)
 
 
 def _best(run_dir: Path) -> Path:

@@ -11,7 +11,7 @@ from monai_glam.apps.cli import main
 def test_minimal_demo_runs_every_step(tmp_path, capsys):
     assert main(["demo", "--output", str(tmp_path), "--minimal", "--no-progress"]) == 0
     out = capsys.readouterr().out
-    for step in ("[1/4]", "[2/4]", "[3/4]", "[4/4]", "done in"):
+    for step in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]", "thresholds (benign, malignant)", "done in"):
         assert step in out
     rows = list(csv.DictReader((tmp_path / "evaluation" / "predictions" / "predictions.csv").open()))
     assert rows and all(0.0 <= float(row["prob_global_malignant"]) <= 1.0 for row in rows)
