@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from monai.data import MetaTensor, load_decathlon_datalist
+from monai.data import MetaTensor
 from monai.utils import CommonKeys, min_version, optional_import
 
 from monai_glam.data.atomic_io import atomic_output_path
-from monai_glam.data.datalist import validate_item
+from monai_glam.data.datalist import read_datalist
 from monai_glam.engines.stages import TrainingStage
 from monai_glam.engines.workflows import CLASS_NAMES, load_glam_weights
 from monai_glam.networks import GLAM, GLAMSingleOutput, glam_preset
@@ -137,28 +137,16 @@ def publish_checkpoint(source: str | os.PathLike[str], target: str | os.PathLike
 
 
 def read_inference_items(datalist: str | os.PathLike[str], split: str = "test") -> list[dict[str, Any]]:
-    """Items of one datalist split for inference: paths made absolute, checked as training items are, except
-    that the image-level ``label`` is optional.
+    """Items of one datalist split for inference: :func:`~monai_glam.data.read_datalist` with optional labels.
 
     Raises:
         FileNotFoundError: no such datalist.
         ValueError: a bad item (the message names the file, split and index) or an empty split.
     """
-    if not os.path.isfile(datalist):
-        raise FileNotFoundError(f"{datalist}: no such datalist file")
-    items = load_decathlon_datalist(os.fspath(datalist), is_segmentation=False, data_list_key=split)
-    checked = []
-    for index, item in enumerate(items):
-        where = f"{datalist} {split}[{index}]"
-        if item.get("label") is None:
-            normalized = validate_item({**item, "label": [0, 0]}, where)
-            normalized.pop("label")
-        else:
-            normalized = validate_item(item, where)
-        checked.append(normalized)
-    if not checked:
+    items = read_datalist(datalist, split, require_label=False)
+    if not items:
         raise ValueError(f"{datalist}: the '{split}' split has no items")
-    return checked
+    return items
 
 
 def _as_numpy(value: Any) -> np.ndarray:

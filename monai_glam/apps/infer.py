@@ -414,7 +414,7 @@ def _run(args: argparse.Namespace) -> int:
     from monai_glam.data import read_datalist
 
     if args.datalist is not None:
-        items = read_datalist(args.datalist, args.split)
+        items = read_datalist(args.datalist, args.split, require_label=False)
         if not items:
             raise ValueError(f"{args.datalist} has no {args.split!r} items")
     else:

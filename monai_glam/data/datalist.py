@@ -55,27 +55,32 @@ def _parse_label_value(value: Any, what: str) -> int:
     return int(number)
 
 
-def validate_item(item: Mapping[str, Any], where: str = "item") -> dict[str, Any]:
+def validate_item(item: Mapping[str, Any], where: str = "item", require_label: bool = True) -> dict[str, Any]:
     """Check one datalist item and return a normalized copy.
 
     Args:
-        item: a dict with at least ``image`` and ``label`` (``[benign, malignant]``).
+        item: a dict with at least ``image`` and (when ``require_label``) ``label`` (``[benign, malignant]``).
         where: how to name the item in errors (e.g. ``"datalist.json training[3]"``).
+        require_label: reject items without a label (training, evaluation); inference passes ``False``, and
+            a label that is present is still checked.
 
     Raises:
-        ValueError: no image, a missing or malformed label, or a bad laterality.
+        ValueError: no image, a missing (when required) or malformed label, or a bad laterality.
     """
     if not isinstance(item, Mapping):
         raise ValueError(f"{where}: expected an object, got {type(item).__name__}")
     if not item.get("image"):
         raise ValueError(f"{where}: has no 'image'")
-    if "label" not in item or item["label"] is None:
-        raise ValueError(f"{where} ({item['image']}): has no 'label' [benign, malignant]")
-    label = item["label"]
-    if isinstance(label, (str, bytes)) or not isinstance(label, Sequence) or len(label) != 2:
-        raise ValueError(f"{where} ({item['image']}): 'label' must be [benign, malignant], got {label!r}")
     normalized = dict(item)
-    normalized["label"] = [_parse_label_value(v, f"{where} label") for v in label]
+    label = item.get("label")
+    if label is None:
+        if require_label:
+            raise ValueError(f"{where} ({item['image']}): has no 'label' [benign, malignant]")
+        normalized.pop("label", None)
+    elif isinstance(label, (str, bytes)) or not isinstance(label, Sequence) or len(label) != 2:
+        raise ValueError(f"{where} ({item['image']}): 'label' must be [benign, malignant], got {label!r}")
+    else:
+        normalized["label"] = [_parse_label_value(v, f"{where} label") for v in label]
     if "laterality" in item and item["laterality"] not in (None, ""):
         side = normalize_laterality(item["laterality"])
         if not side:
@@ -131,8 +136,12 @@ def write_datalist(
     return target
 
 
-def read_datalist(path: str | os.PathLike[str], split: str = "training") -> list[dict[str, Any]]:
+def read_datalist(
+    path: str | os.PathLike[str], split: str = "training", require_label: bool = True
+) -> list[dict[str, Any]]:
     """Read one split of a datalist with MONAI's ``load_decathlon_datalist`` and validate every item.
+
+    ``require_label=False`` accepts unlabelled items (inference); see :func:`validate_item`.
 
     Returns:
         The items with absolute paths; ``[]`` when the file has no such split (:func:`write_datalist` leaves
@@ -159,7 +168,7 @@ def read_datalist(path: str | os.PathLike[str], split: str = "training") -> list
         items = load_decathlon_datalist(str(source), is_segmentation=False, data_list_key=split)
     except (ValueError, TypeError, AttributeError) as err:
         raise ValueError(f"{source}: {err}") from err
-    return [validate_item(item, f"{source} {split}[{i}]") for i, item in enumerate(items)]
+    return [validate_item(item, f"{source} {split}[{i}]", require_label) for i, item in enumerate(items)]
 
 
 def datalist_from_csv(path: str | os.PathLike[str], base_dir: str | os.PathLike[str] | None = None) -> list[dict]:

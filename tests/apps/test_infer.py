@@ -94,6 +94,18 @@ def test_infer_skips_bad_items_and_lists_them(dataset: Path, checkpoint: Path, t
     assert not (out / "saliency").exists() and not (out / "overlays").exists()
 
 
+def test_infer_accepts_a_datalist_without_labels(dataset: Path, checkpoint: Path, tmp_path: Path) -> None:
+    items = read_datalist(dataset, "training")[:2]
+    unlabelled = [{k: v for k, v in item.items() if k != "label"} for item in items]
+    datalist = tmp_path / "unlabelled.json"
+    datalist.write_text(json.dumps({"test": unlabelled}))
+    out = tmp_path / "out"
+    argv = ["infer", "--datalist", str(datalist), "--checkpoint", str(checkpoint), "--output", str(out)]
+    assert _run([*argv, "--formats", "--no-overlays", "--no-progress"]) == 0
+    rows = _rows(out / "predictions.csv")
+    assert len(rows) == 2 and all(row["label_benign"] == "" and row["prob_global_benign"] for row in rows)
+
+
 def test_infer_on_image_files_with_a_sliding_window(dataset: Path, checkpoint: Path, tmp_path: Path) -> None:
     images = sorted((dataset.parent / "images").glob("*.png"))[:3]
     folder = tmp_path / "images"

@@ -214,3 +214,18 @@ def test_split_seed_changes_the_split(tmp_path: Path) -> None:
 def test_split_rejects_bad_fractions(fractions: tuple) -> None:
     with pytest.raises(ValueError, match="fractions"):
         split_by_patient([], fractions)
+
+
+@pytest.mark.parametrize(("require_label", "accepted"), [(True, False), (False, True)])
+def test_read_datalist_labels_optional_for_inference(tmp_path: Path, require_label: bool, accepted: bool) -> None:
+    datalist = tmp_path / "datalist.json"
+    datalist.write_text(json.dumps({"test": [{"image": "a.png"}, {"image": "b.png", "label": [0, 1]}]}))
+    if not accepted:
+        with pytest.raises(ValueError, match=r"test\[0\].*has no 'label'"):
+            read_datalist(datalist, "test", require_label=require_label)
+        return
+    items = read_datalist(datalist, "test", require_label=require_label)
+    assert "label" not in items[0] and items[1]["label"] == [0, 1]
+    datalist.write_text(json.dumps({"test": [{"image": "c.png", "label": [0, 2]}]}))
+    with pytest.raises(ValueError, match=r"test\[0\] label"):  # a label that is there is still checked
+        read_datalist(datalist, "test", require_label=False)
