@@ -21,11 +21,12 @@ TRAINING_CONFIG_FILE = "training_config.json"
 
 
 def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    resolved = torch.device(device)
+    """:func:`~monai_glam.apps.infer.resolve_device`, then one GPU per ``torchrun`` process for a bare ``cuda``."""
+    from monai_glam.apps.infer import resolve_device
+
+    resolved = torch.device(resolve_device(device))
     if resolved.type == "cuda" and resolved.index is None and "LOCAL_RANK" in os.environ:
-        resolved = torch.device("cuda", int(os.environ["LOCAL_RANK"]))  # one GPU per torchrun process
+        resolved = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     return resolved
 
 

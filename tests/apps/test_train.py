@@ -48,6 +48,7 @@ def test_train_global_then_local_from_the_command_line(tmp_path, datalist, capsy
         (["--datalist", "/nonexistent/datalist.json"], "datalist.json"),
         (["--init", "/nonexistent/last.pt"], "checkpoint not found"),
         (["--model-config", "/nonexistent/model.json"], "no such model config file"),
+        (["--device", "gpu7"], "unknown device 'gpu7'"),
     ],
 )
 def test_train_reports_user_errors_in_one_line(tmp_path, datalist, capsys, extra, message):
