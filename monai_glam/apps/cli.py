@@ -3,8 +3,9 @@
 Each sub-command lives in its own module under :mod:`monai_glam.apps` and exposes
 ``add_parser(subparsers) -> argparse.ArgumentParser``; the returned parser must set a ``func`` default that
 takes the parsed namespace and returns an exit code. User errors (bad paths, bad values) are raised as
-:class:`CommandError`, ``ValueError``, ``FileNotFoundError`` or ``OSError`` and reported as one line on
-stderr instead of a traceback.
+:class:`~monai_glam.apps.errors.CommandError`, ``ValueError``, ``FileNotFoundError`` or ``OSError`` and
+reported as one line on stderr instead of a traceback. Sub-command modules never import each other; options
+shared by several live in :mod:`monai_glam.apps.arguments`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-__all__ = ["CommandError", "build_parser", "main"]
+from monai_glam.apps.errors import CommandError
+
+__all__ = ["build_parser", "main"]
 
 # Modules that define sub-commands, in the order ``--help`` lists them.
 _COMMAND_MODULES: tuple[str, ...] = (
@@ -25,10 +28,6 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "monai_glam.apps.convert_nyu",
     "monai_glam.apps.demo",
 )
-
-
-class CommandError(RuntimeError):
-    """A user-facing error: printed as one line, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

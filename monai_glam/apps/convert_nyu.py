@@ -7,7 +7,7 @@ import os
 
 import torch
 
-from monai_glam.data.atomic_io import atomic_output_path
+from monai_glam.utils.atomic import atomic_output_path
 
 __all__ = ["add_parser", "convert_nyu_checkpoint"]
 

@@ -1,4 +1,10 @@
-"""``monai-glam demo``: synthetic data -> GLAM training (global, then local) -> inference -> evaluation."""
+"""``monai-glam demo``: synthetic data -> GLAM training (global, then local) -> inference -> evaluation.
+
+:func:`run_demo` strings library functions together: :func:`~monai_glam.data.write_synthetic_dataset`,
+:func:`~monai_glam.engines.run_training`, :func:`~monai_glam.engines.run_inference` with an
+:class:`~monai_glam.engines.EvaluationCollector`, :func:`~monai_glam.metrics.select_dice_thresholds` and
+:func:`~monai_glam.metrics.write_evaluation_report`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,12 @@ import argparse
 import time
 from pathlib import Path
 from typing import Any
+
+from monai_glam.data import read_datalist, write_synthetic_dataset
+from monai_glam.data.synthetic import SyntheticMammogramGenerator
+from monai_glam.engines import EvaluationCollector, load_inference_model, run_inference, run_training
+from monai_glam.metrics import select_dice_thresholds, write_evaluation_report
+from monai_glam.networks import glam_preset
 
 __all__ = ["add_parser", "run_demo"]
 
@@ -41,12 +53,6 @@ def run_demo(
     split (CSV of scores, maps and masks in the original image geometry, overlays, a JSON/Markdown report
     with ROC and FROC plots).
     """
-    from monai_glam.apps.cli import main as cli_main
-    from monai_glam.apps.train import run_training
-    from monai_glam.data import write_synthetic_dataset
-    from monai_glam.data.synthetic import SyntheticMammogramGenerator
-    from monai_glam.networks import glam_preset
-
     if num_images < 8:
         raise ValueError(f"the demo needs at least 8 images (two synthetic exams), got {num_images}.")
     output = Path(output)
@@ -55,12 +61,23 @@ def run_demo(
     print(f"[1/5] writing {num_images} synthetic mammograms ({window[0]}x{window[1]}) to {output / 'data'}")
     generator = SyntheticMammogramGenerator(size=window, seed=seed, **_DEMO_LESIONS)
     datalist = write_synthetic_dataset(
-        output / "data", num=num_images, size=window, seed=seed, write_dicom=False,
-        fractions=(0.7, 0.15, 0.15), progress=progress, generator=generator,
+        output / "data",
+        num=num_images,
+        size=window,
+        seed=seed,
+        write_dicom=False,
+        fractions=(0.7, 0.15, 0.15),
+        progress=progress,
+        generator=generator,
     )
     common: dict[str, Any] = {
-        "preset": preset, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
-        "device": device, "show_progress": progress, "log_interval": 0,
+        "preset": preset,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "seed": seed,
+        "device": device,
+        "show_progress": progress,
+        "log_interval": 0,
     }
     runs = output / "runs"
     print(f"[2/5] training the global module ({global_epochs} epochs) -> {runs / 'global'}")
@@ -71,21 +88,20 @@ def run_demo(
         datalist, runs / "local", stage="local", epochs=local_epochs, init_checkpoint=_best(runs / "global"), **common
     )
     print(f"      validation: {_format(metrics)}")
-    quiet = [] if progress else ["--no-progress"]
     checkpoint = _best(runs / "local")
     print(f"[4/5] picking Dice-optimal thresholds on the validation split -> {output / 'validation'}")
-    thresholds = _validation_thresholds(datalist, checkpoint, output / "validation", device, quiet)
+    validation = _predict(datalist, "validation", checkpoint, output / "validation", device, progress)
+    maps, masks = validation.localization_data()
+    thresholds = (0.5, 0.5)
+    if maps:
+        thresholds = tuple(round(float(t), 2) for t in select_dice_thresholds(maps, masks).thresholds)
     print(f"      thresholds (benign, malignant): {', '.join(f'{t:.2f}' for t in thresholds)}")
     evaluation = output / "evaluation"
     print(f"[5/5] inference and evaluation on the test split -> {evaluation}")
-    arguments = [
-        "evaluate", "--datalist", str(datalist), "--split", "test", "--checkpoint", str(checkpoint),
-        "--output", str(evaluation), "--num-bootstrap", str(num_bootstrap), "--seed", str(seed), "--device", device,
-        "--thresholds", *(f"{t:.2f}" for t in thresholds),
-    ]
-    status = cli_main([*arguments, *quiet])
-    if status == 2:
-        raise RuntimeError("inference failed on every test image; see the messages above")
+    test = _predict(datalist, "test", checkpoint, evaluation / "predictions", device, progress, thresholds)
+    report = test.report(thresholds, num_bootstrap=num_bootstrap, seed=seed, window_rows=window[0])
+    report["inputs"].update({"checkpoint": str(checkpoint), "datalist": str(datalist), "split": "test"})
+    write_evaluation_report(report, evaluation)
     paths = {
         "datalist": Path(datalist),
         "checkpoint": _best(runs / "local"),
@@ -103,23 +119,27 @@ def run_demo(
     return paths
 
 
-def _validation_thresholds(
-    datalist: Path, checkpoint: Path, folder: Path, device: str, quiet: list[str]
-) -> tuple[float, ...]:
-    """Run ``infer`` on the validation split and pick, per class, the threshold with the best mean Dice."""
-    from monai_glam.apps.cli import main as cli_main
-    from monai_glam.apps.evaluate import load_localization_data
-    from monai_glam.inferers import select_dice_thresholds
-    from monai_glam.writers import read_predictions
-
-    arguments = ["infer", "--datalist", str(datalist), "--split", "validation", "--checkpoint", str(checkpoint)]
-    if cli_main([*arguments, "--output", str(folder), "--device", device, "--no-overlays", *quiet]) == 2:
-        raise RuntimeError("inference failed on every validation image; see the messages above")
-    predictions, class_names = read_predictions(folder / "predictions.csv")
-    _, maps, masks = load_localization_data(predictions, folder, class_names)
-    if not maps:
-        return (0.5,) * len(class_names)
-    return tuple(float(t) for t in select_dice_thresholds(maps, masks).thresholds)
+def _predict(
+    datalist: Path,
+    split: str,
+    checkpoint: Path,
+    folder: Path,
+    device: str,
+    progress: bool,
+    thresholds: tuple[float, ...] | None = None,
+) -> EvaluationCollector:
+    """Run inference on one split (outputs under ``folder``) and keep the maps for evaluation in memory."""
+    model, settings, run_info = load_inference_model(
+        checkpoint, device=device, thresholds=thresholds, overlays=split == "test", progress=progress
+    )
+    run_info.update({"datalist": str(datalist), "split": split})
+    collector = EvaluationCollector()
+    summary = run_inference(
+        read_datalist(datalist, split), model, folder, settings, run_info=run_info, collector=collector
+    )
+    if not summary.predictions:
+        raise RuntimeError(f"inference failed on every {split} image: {summary.failures.summary()}")
+    return collector
 
 
 def _best(run_dir: Path) -> Path:

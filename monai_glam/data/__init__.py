@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from monai_glam.data.atomic_io import atomic_output_path, atomic_write_text
 from monai_glam.data.datalist import (
     DATALIST_SPLITS,
     datalist_from_csv,
@@ -30,11 +29,11 @@ from monai_glam.data.synthetic import (
     power_law_noise,
     write_synthetic_dataset,
 )
+from monai_glam.utils.atomic import atomic_output_path, atomic_write_text
 
 __all__ = [
     "DATALIST_SPLITS",
     "DIGITAL_MAMMOGRAPHY_FOR_PRESENTATION",
-    "LoadMammogramd",
     "MammogramDataset",
     "MammogramReadError",
     "SyntheticMammogram",
@@ -60,12 +59,3 @@ __all__ = [
     "write_png",
     "write_synthetic_dataset",
 ]
-
-
-def __getattr__(name: str) -> object:
-    # LoadMammogramd lives with the transforms; importing it lazily avoids a data <-> transforms import cycle.
-    if name == "LoadMammogramd":
-        from monai_glam.transforms.dictionary import LoadMammogramd
-
-        return LoadMammogramd
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

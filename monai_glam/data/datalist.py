@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 from monai.data import load_decathlon_datalist
 
-from monai_glam.data.atomic_io import atomic_write_text
 from monai_glam.data.meta import normalize_laterality, normalize_view, parse_horizontal_flip
 from monai_glam.data.safe_pickle import restricted_load
+from monai_glam.utils.atomic import atomic_write_text
 
 __all__ = [
     "DATALIST_SPLITS",

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 from monai.utils import optional_import
 
-from monai_glam.data.atomic_io import atomic_output_path
 from monai_glam.data.errors import MammogramReadError
 from monai_glam.data.meta import (
     BITS_STORED,
@@ -24,6 +23,7 @@ from monai_glam.data.meta import (
     normalize_laterality,
     normalize_view,
 )
+from monai_glam.utils.atomic import atomic_output_path
 
 pydicom, has_pydicom = optional_import("pydicom")
 

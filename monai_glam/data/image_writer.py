@@ -7,7 +7,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from monai_glam.data.atomic_io import atomic_output_path
+from monai_glam.utils.atomic import atomic_output_path
 
 __all__ = ["write_png"]
 

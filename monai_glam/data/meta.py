@@ -1,5 +1,8 @@
 """Metadata keys carried by mammogram :class:`~monai.data.MetaTensor` objects, and parsers for their values.
 
+The keys themselves are defined once, in :class:`monai_glam.utils.enums.MetaKeys`; the constants here are
+aliases of those members' values.
+
 Laterality and view come, in order of preference, from the datalist, from DICOM tags, or from file names in
 the NYU convention (``0_L-CC.png``, ``3_R-MLO_benign.png``).
 """
@@ -9,6 +12,8 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+
+from monai_glam.utils.enums import MetaKeys
 
 __all__ = [
     "BITS_STORED",
@@ -23,13 +28,16 @@ __all__ = [
     "parse_view_name",
 ]
 
+# Aliases of the MetaKeys members (plain ``str`` values), kept so existing imports keep working.
 # MONAI's own key for the source of an image (``LoadImage`` uses it too, and ``SaveImage`` reads it).
-FILENAME = "filename_or_obj"
-LATERALITY = "laterality"
-VIEW = "view"
-SPACING = "spacing"
-BITS_STORED = "bits_stored"
-HORIZONTAL_FLIP = "horizontal_flip"
+FILENAME: str = MetaKeys.FILENAME.value
+LATERALITY: str = MetaKeys.LATERALITY.value
+VIEW: str = MetaKeys.VIEW.value
+#: ``(row, col)`` pixel spacing in mm.
+SPACING: str = MetaKeys.SPACING.value
+BITS_STORED: str = MetaKeys.BITS_STORED.value
+#: the exam list's flag that the raw image is stored mirrored.
+HORIZONTAL_FLIP: str = MetaKeys.HORIZONTAL_FLIP.value
 
 # Mammographic view codes (DICOM ViewPosition defined terms), longest first so "XCCL" wins over "CC".
 _VIEWS = ("XCCL", "XCCM", "MLO", "LMO", "SIO", "CC", "FB", "ML", "LM", "AT")

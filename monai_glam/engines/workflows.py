@@ -1,11 +1,19 @@
-"""Build GLAM training runs on MONAI's ``SupervisedTrainer`` / ``SupervisedEvaluator``.
+"""The GLAM training wiring on MONAI's ``SupervisedTrainer`` / ``SupervisedEvaluator``, as small builders.
 
-One call wires a stage (:class:`~monai_glam.engines.stages.TrainingStage`) with its loss, optimizer, learning
-rate schedule, validation (ROC-AUC per class and, on items with masks, Dice of the thresholded map),
-TensorBoard scalars and saliency images on one shared ``SummaryWriter``, checkpoints (best by validation
-AUC, and an atomic resumable "last"), and optional early stopping and MLflow tracking. Under ``torchrun``
-(``torch.distributed`` initialised) the network is wrapped in ``DistributedDataParallel`` and only rank 0
-logs and writes files.
+Each builder makes one part of a training run, and both :func:`create_glam_training` (the ``monai-glam train``
+command) and the bundle's ``configs/train.json`` / ``evaluate.json`` (through ``_target_``) use them, so the
+metrics, handlers and checkpoints of the two paths are the same objects:
+
+- :class:`GLAMPrepareBatch`: the engines' batch preparation; the label becomes a dict with the ground-truth
+  masks, so metrics and handlers read everything from ``engine.state.output``;
+- :func:`create_key_metric`, :func:`create_additional_metrics`: validation ROC-AUC (per class and mean) of the
+  stage's score, and Dice of the thresholded fused map on images with masks;
+- :func:`create_validation_handlers`, :func:`create_train_handlers`: logging (stats, TensorBoard scalars and
+  saliency images on one ``SummaryWriter``), the learning-rate schedule and validation;
+- :func:`attach_checkpointing`: best checkpoint by validation AUC, an atomic resumable ``last.pt`` and resume;
+- :func:`attach_early_stopping`, :func:`attach_mlflow`, :func:`attach_progress_bar`.
+
+Under ``torchrun`` (``torch.distributed`` initialised) only rank 0 logs and writes files.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from monai.data import DataLoader, Dataset, DistributedSampler
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
+from monai.engines.utils import PrepareBatch
 from monai.handlers import (
     ROCAUC,
     CheckpointLoader,
@@ -35,14 +44,13 @@ from monai.inferers import SimpleInferer
 from monai.utils import CommonKeys, optional_import
 
 from monai_glam.engines.stages import GLAMStageNetwork, TrainingStage, loss_for_stage
-from monai_glam.handlers.last_checkpoint import LastCheckpointSaver
-from monai_glam.handlers.loss_terms import LossTermsHandler, training_scalars
-from monai_glam.handlers.saliency_dice import SaliencyDice
-from monai_glam.handlers.tensorboard_saliency import TensorBoardSaliencyHandler
+from monai_glam.handlers import LastCheckpointSaver, LossTermsHandler, SaliencyDice, TensorBoardSaliencyHandler
+from monai_glam.handlers.loss_terms import training_scalars
 from monai_glam.losses import GLAMLoss
+from monai_glam.networks.io import load_glam_weights
 from monai_glam.networks.nets.glam import GLAM
-from monai_glam.utils.distributed import rank_and_world_size
-from monai_glam.utils.enums import GLAMKeys
+from monai_glam.utils.distributed import is_main_process, rank_and_world_size
+from monai_glam.utils.enums import CLASS_NAMES, BatchKeys, GLAMKeys
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -50,26 +58,76 @@ else:
     SummaryWriter, _ = optional_import("torch.utils.tensorboard", name="SummaryWriter")
 
 __all__ = [
-    "CLASS_NAMES",
+    "BEST_CHECKPOINT",
+    "KEY_METRIC",
+    "LAST_CHECKPOINT",
+    "GLAMPrepareBatch",
     "GLAMTrainingRun",
     "ScoreSelector",
+    "attach_checkpointing",
+    "attach_early_stopping",
+    "attach_mlflow",
+    "attach_progress_bar",
+    "create_additional_metrics",
     "create_glam_training",
+    "create_key_metric",
     "create_loader",
-    "load_glam_weights",
+    "create_train_handlers",
+    "create_validation_handlers",
+    "stage_score_key",
 ]
 
-#: Display names of GLAM's two classes, in channel order.
-CLASS_NAMES: tuple[str, ...] = ("benign", "malignant")
 LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
+#: Name of the validation key metric (mean ROC-AUC over the classes); the best checkpoint maximises it.
+KEY_METRIC = "auc"
 
 logger = logging.getLogger(__name__)
+
+
+class GLAMPrepareBatch(PrepareBatch):
+    """Batch preparation for GLAM engines: the image, and a label dict that carries the ground-truth masks.
+
+    Returns ``(image, target)`` with ``target = {"label": (N, C), "mask": (N, C, H, W), "mask_available":
+    (N, C)}`` (the mask entries only when the batch has them, from :class:`~monai_glam.transforms.GLAMTargetsd`).
+    MONAI's engines put ``target`` into ``engine.state.output["label"]``, so :class:`GLAMLoss`, the ROC-AUC
+    selectors and :class:`~monai_glam.handlers.SaliencyDice` read masks from the output, never from the batch.
+    """
+
+    def __call__(
+        self,
+        batchdata: Mapping[str, Any],
+        device: str | torch.device | None = None,
+        non_blocking: bool = False,
+        **kwargs: Any,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if not isinstance(batchdata, Mapping) or BatchKeys.IMAGE not in batchdata:
+            raise ValueError("GLAMPrepareBatch needs dictionary batches with an 'image' entry")
+        if batchdata.get(BatchKeys.LABEL) is None:
+            raise ValueError("GLAMPrepareBatch needs image-level labels ('label') in every batch")
+
+        def move(value: Any) -> torch.Tensor:
+            return torch.as_tensor(value).to(device=device, non_blocking=non_blocking, **kwargs)
+
+        target = {BatchKeys.LABEL.value: move(batchdata[BatchKeys.LABEL])}
+        for key in (BatchKeys.MASK, BatchKeys.MASK_AVAILABLE):
+            if batchdata.get(key) is not None:
+                target[key.value] = move(batchdata[key])
+        return move(batchdata[BatchKeys.IMAGE]), target
+
+
+def _labels(value: Any) -> torch.Tensor:
+    """The ``(N, C)`` labels of an engine output's label entry (a :class:`GLAMPrepareBatch` dict or a tensor)."""
+    if isinstance(value, Mapping):
+        value = value[BatchKeys.LABEL]
+    return torch.as_tensor(value)
 
 
 class ScoreSelector:
     """``output_transform`` for ROC-AUC handlers: ``(scores, labels)`` of one prediction key and class.
 
-    Works on batched (``decollate=False``) and decollated engine outputs.
+    Works on batched (``decollate=False``) and decollated engine outputs, with the label a tensor or the
+    :class:`GLAMPrepareBatch` dict.
 
     Args:
         key: which image score to rank by (``prob_global`` or ``prob_local``).
@@ -82,10 +140,10 @@ class ScoreSelector:
 
     def __call__(self, output: Mapping | Sequence) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(output, Mapping):
-            scores, labels = output[CommonKeys.PRED][self.key], output[CommonKeys.LABEL]
+            scores, labels = output[CommonKeys.PRED][self.key], _labels(output[CommonKeys.LABEL])
         else:
             scores = torch.stack([item[CommonKeys.PRED][self.key] for item in output])
-            labels = torch.stack([torch.as_tensor(item[CommonKeys.LABEL]) for item in output])
+            labels = torch.stack([_labels(item[CommonKeys.LABEL]) for item in output])
         scores, labels = scores.detach().float(), labels.detach().float()
         if self.class_index is not None:
             return scores[:, self.class_index], labels[:, self.class_index]
@@ -110,26 +168,212 @@ def create_loader(
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, **kwargs)
 
 
-def load_glam_weights(glam: GLAM, path: str | os.PathLike[str]) -> GLAM:
-    """Load weights saved by any GLAM stage (a ``last.pt`` / ``best.pt`` checkpoint or a bare state dict).
+def stage_score_key(stage: str | TrainingStage) -> str:
+    """The image score a stage is validated by: ŷ_l for the local stage, ŷ_g otherwise."""
+    return GLAMKeys.PROB_LOCAL.value if TrainingStage(stage) == TrainingStage.LOCAL else GLAMKeys.PROB_GLOBAL.value
 
-    Raises:
-        FileNotFoundError: when ``path`` does not exist.
-        ValueError: when the file holds no GLAM weights.
+
+def _class_names(num_classes: int) -> tuple[str, ...]:
+    return CLASS_NAMES if num_classes == len(CLASS_NAMES) else tuple(f"class{i}" for i in range(num_classes))
+
+
+def create_key_metric(score_key: str = GLAMKeys.PROB_GLOBAL, prefix: str = "val") -> dict[str, ROCAUC]:
+    """The key metric of an evaluator: ``<prefix>_auc``, the mean over classes of the ROC-AUC of ``score_key``."""
+    return {f"{prefix}_{KEY_METRIC}": ROCAUC(output_transform=ScoreSelector(score_key))}
+
+
+def create_additional_metrics(
+    score_key: str = GLAMKeys.PROB_GLOBAL,
+    dice_thresholds: float | Sequence[float] = 0.5,
+    class_names: Sequence[str] = CLASS_NAMES,
+    prefix: str = "val",
+) -> dict[str, Any]:
+    """Per-class metrics of an evaluator: ``<prefix>_auc_<class>`` (ROC-AUC of ``score_key``) and
+    ``<prefix>_dice_<class>`` (mean Dice of the thresholded fused map over the images with a lesion of that class).
+
+    Args:
+        score_key: ``prob_global`` or ``prob_local``.
+        dice_thresholds: one threshold for every class, or one per class.
+        class_names: class names in channel order.
+        prefix: metric name prefix (``val`` while training, ``test`` in ``evaluate.json``).
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, Mapping) and "network" in state:
-        state = state["network"]
-    if not isinstance(state, Mapping):
-        raise ValueError(f"{path} holds no GLAM state dict.")
-    try:
-        glam.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise ValueError(f"{path} does not fit this GLAM configuration: {err}") from err
-    return glam
+    names = tuple(class_names)
+    thresholds = (
+        [float(dice_thresholds)] * len(names) if isinstance(dice_thresholds, (int, float)) else list(dice_thresholds)
+    )
+    if len(thresholds) != len(names):
+        raise ValueError(f"dice_thresholds must have one value per class {list(names)}, got {thresholds}")
+    metrics: dict[str, Any] = {
+        f"{prefix}_{KEY_METRIC}_{name}": ROCAUC(output_transform=ScoreSelector(score_key, c))
+        for c, name in enumerate(names)
+    }
+    for c, name in enumerate(names):
+        metrics[f"{prefix}_dice_{name}"] = SaliencyDice(class_index=c, threshold=float(thresholds[c]))
+    return metrics
+
+
+def _no_output(output: Any) -> None:
+    """``output_transform`` of epoch-level stats handlers: log the metrics only."""
+    return None
+
+
+def create_validation_handlers(
+    summary_writer: SummaryWriter | None = None, image_interval: int = 1, main_process: bool | None = None
+) -> list[Any]:
+    """Evaluator handlers: metrics to the log and TensorBoard, and saliency panels every validation.
+
+    Returns an empty list on ranks other than 0 (``main_process`` overrides the check).
+    """
+    if not (is_main_process() if main_process is None else main_process):
+        return []
+    handlers: list[Any] = [StatsHandler(iteration_log=False, output_transform=_no_output)]
+    if summary_writer is not None:
+        # The evaluator's epoch is the trainer's (ValidationHandler runs it with the global epoch).
+        handlers.append(
+            TensorBoardStatsHandler(summary_writer=summary_writer, iteration_log=False, output_transform=_no_output)
+        )
+        if image_interval > 0:
+            handlers.append(TensorBoardSaliencyHandler(summary_writer, interval=1, tag="val_saliency"))
+    return handlers
+
+
+def create_train_handlers(
+    loss: GLAMLoss,
+    optimizer: torch.optim.Optimizer,
+    lr_scheduler: Any,
+    evaluator: SupervisedEvaluator | None = None,
+    val_interval: int = 1,
+    summary_writer: SummaryWriter | None = None,
+    image_interval: int = 1,
+    log_interval: int = 1,
+    main_process: bool | None = None,
+) -> list[Any]:
+    """Trainer handlers: the learning-rate schedule, validation every ``val_interval`` epochs, the loss terms
+    and learning rate in the output, and (rank 0) stats, TensorBoard scalars and saliency panels.
+
+    Args:
+        loss: the trainer's loss (its terms are logged).
+        optimizer: the optimizer (its learning rate is logged).
+        lr_scheduler: stepped once per epoch.
+        evaluator: validation engine, or ``None``.
+        val_interval: validate every this many epochs.
+        summary_writer: TensorBoard writer, or ``None``.
+        image_interval: saliency panels every this many epochs (0: never).
+        log_interval: log the loss terms every this many iterations (0: epoch-level metrics only).
+        main_process: whether this process logs; default :func:`~monai_glam.utils.is_main_process`.
+    """
+    if int(val_interval) < 1:
+        raise ValueError(f"val_interval must be >= 1, got {val_interval!r}.")
+    handlers: list[Any] = [LrScheduleHandler(lr_scheduler=lr_scheduler, print_lr=False)]
+    if evaluator is not None:
+        handlers.append(ValidationHandler(validator=evaluator, interval=int(val_interval), epoch_level=True))
+    handlers.append(LossTermsHandler(loss, optimizer))
+    if not (is_main_process() if main_process is None else main_process):
+        return handlers
+    every = int(log_interval)
+    iteration_log: Any = every == 1
+    if every > 1:
+        iteration_log = _EveryNthIteration(every)
+    handlers.append(StatsHandler(tag_name="train", output_transform=training_scalars, iteration_log=iteration_log))
+    if summary_writer is not None:
+        handlers.append(TensorBoardStatsHandler(summary_writer=summary_writer, output_transform=training_scalars))
+        if image_interval > 0:
+            handlers.append(TensorBoardSaliencyHandler(summary_writer, interval=image_interval, tag="train_saliency"))
+    return handlers
+
+
+class _EveryNthIteration:
+    """``iteration_log`` filter of ``StatsHandler``: log every ``n``-th iteration."""
+
+    def __init__(self, n: int) -> None:
+        self.n = int(n)
+
+    def __call__(self, engine: Any, iteration: int) -> bool:
+        return iteration % self.n == 0
+
+
+def attach_checkpointing(
+    trainer: SupervisedTrainer,
+    glam: GLAM,
+    optimizer: torch.optim.Optimizer,
+    lr_scheduler: Any,
+    output_dir: str | os.PathLike[str],
+    evaluator: SupervisedEvaluator | None = None,
+    best_checkpoint: str | os.PathLike[str] | None = None,
+    key_metric_name: str = f"val_{KEY_METRIC}",
+    resume: bool = False,
+    device: str | torch.device = "cpu",
+) -> None:
+    """Best and last checkpoints, and resume.
+
+    - ``best_checkpoint`` (default ``output_dir/best.pt``): ``{"network": glam}`` whenever the evaluator's key
+      metric improves (MONAI ``CheckpointSaver``; rank 0);
+    - ``output_dir/last.pt``: network, optimizer, scheduler and trainer state after every epoch, written
+      atomically (rank 0);
+    - with ``resume`` and an existing ``last.pt``: all of it is restored before the first epoch.
+    """
+    output = Path(output_dir)
+    last = output / LAST_CHECKPOINT
+    save_dict = {"network": glam, "optimizer": optimizer, "lr_scheduler": lr_scheduler, "trainer": trainer}
+    if is_main_process():
+        output.mkdir(parents=True, exist_ok=True)
+        if evaluator is not None:
+            best = Path(best_checkpoint) if best_checkpoint is not None else output / BEST_CHECKPOINT
+            CheckpointSaver(
+                save_dir=str(best.parent),
+                save_dict={"network": glam},
+                save_key_metric=True,
+                key_metric_name=key_metric_name,
+                key_metric_filename=best.name,
+            ).attach(evaluator)
+        LastCheckpointSaver(last, save_dict).attach(trainer)
+    if resume and last.is_file():
+        CheckpointLoader(load_path=str(last), load_dict=save_dict, map_location=torch.device(device)).attach(trainer)
+
+
+def attach_early_stopping(
+    trainer: SupervisedTrainer,
+    evaluator: SupervisedEvaluator | None,
+    patience: int = 0,
+    key_metric_name: str = f"val_{KEY_METRIC}",
+) -> None:
+    """Stop after ``patience`` validations without improvement of the key metric (0 or no evaluator: never)."""
+    if evaluator is None or int(patience) <= 0:
+        return
+    EarlyStopHandler(
+        patience=int(patience), score_function=stopping_fn_from_metric(key_metric_name), trainer=trainer
+    ).attach(evaluator)
+
+
+def attach_mlflow(tracking_uri: str | None, trainer: SupervisedTrainer, evaluator: SupervisedEvaluator | None) -> None:
+    """Track the run with MLflow (rank 0): training scalars per iteration, validation metrics per epoch."""
+    if tracking_uri is None or not is_main_process():
+        return
+    from monai.handlers import MLFlowHandler
+
+    _, has_mlflow = optional_import("mlflow")
+    if not has_mlflow:
+        raise ValueError("MLflow tracking needs the 'mlflow' package: pip install mlflow")
+    MLFlowHandler(
+        tracking_uri=tracking_uri, output_transform=training_scalars, experiment_name="monai_glam", artifacts=None
+    ).attach(trainer)
+    if evaluator is not None:
+        MLFlowHandler(
+            tracking_uri=tracking_uri, iteration_log=False, output_transform=_no_output, experiment_name="monai_glam"
+        ).attach(evaluator)
+
+
+def attach_progress_bar(trainer: SupervisedTrainer) -> None:
+    """An ignite progress bar with the running loss (rank 0)."""
+    if not is_main_process():
+        return
+    from ignite.handlers import ProgressBar
+
+    ProgressBar(persist=False).attach(trainer, output_transform=_loss_value)
+
+
+def _loss_value(output: Any) -> dict[str, float]:
+    return {"loss": float(output[CommonKeys.LOSS].detach())}
 
 
 @dataclass
@@ -185,7 +429,7 @@ def create_glam_training(
     show_progress: bool = False,
     log_interval: int = 1,
 ) -> GLAMTrainingRun:
-    """Wire one GLAM training stage.
+    """Wire one GLAM training stage from the builders of this module (the same ones the bundle uses).
 
     Args:
         glam: the model (its weights are trained in place).
@@ -204,7 +448,8 @@ def create_glam_training(
         early_stop_patience: stop after this many validations without AUC improvement (0 disables).
         mlflow_tracking_uri: enable MLflow tracking to this URI (e.g. ``sqlite:///mlruns.db``).
         resume: continue from ``output_dir/last.pt`` when it exists (epoch, iteration, optimizer, scheduler).
-        init_checkpoint: start from another stage's weights (network only).
+        init_checkpoint: start from another stage's weights (any checkpoint :func:`monai_glam.networks.io.
+            read_glam_state_dict` reads, the published NYU layout included).
         tensorboard: write TensorBoard scalars and images.
         show_progress: show a progress bar.
         log_interval: log the loss terms every this many iterations (0: only epoch-level metrics).
@@ -217,9 +462,10 @@ def create_glam_training(
         raise ValueError(f"max_epochs must be >= 1, got {max_epochs!r}.")
     if val_interval < 1:
         raise ValueError(f"val_interval must be >= 1, got {val_interval!r}.")
-    rank, world_size = rank_and_world_size()
+    _, world_size = rank_and_world_size()
     output_dir = Path(output_dir)
-    if rank == 0:
+    main = is_main_process()
+    if main:
         output_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(device)
     if init_checkpoint is not None:
@@ -227,6 +473,7 @@ def create_glam_training(
     glam.to(device)
     network: torch.nn.Module = GLAMStageNetwork(glam, stage)
     parameters = network.trainable_parameters()
+    eval_network = network
     if world_size > 1:
         # ignite builds its distributed context lazily with a collective call; a rank-0-only handler would
         # otherwise trigger it on one rank alone and deadlock. Build it now, on every rank.
@@ -238,70 +485,23 @@ def create_glam_training(
     loss = loss if loss is not None else loss_for_stage(stage)
     optimizer = torch.optim.Adam(parameters, lr=learning_rate, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs)
-    writer = SummaryWriter(log_dir=str(output_dir / "tensorboard")) if tensorboard and rank == 0 else None
-    score_key = GLAMKeys.PROB_LOCAL if stage == TrainingStage.LOCAL else GLAMKeys.PROB_GLOBAL
-    class_names = CLASS_NAMES if glam.num_classes == len(CLASS_NAMES) else tuple(
-        f"class{i}" for i in range(glam.num_classes)
-    )
+    writer = SummaryWriter(log_dir=str(output_dir / "tensorboard")) if tensorboard and main else None
+    score_key = stage_score_key(stage)
+    prepare_batch = GLAMPrepareBatch()
 
     evaluator = None
     if val_loader is not None:
-        eval_network = network.module if isinstance(network, torch.nn.parallel.DistributedDataParallel) else network
-        additional: dict[str, Any] = {
-            f"val_auc_{name}": ROCAUC(output_transform=ScoreSelector(score_key, c))
-            for c, name in enumerate(class_names)
-        }
-        additional.update(
-            {
-                f"val_dice_{name}": SaliencyDice(class_index=c, threshold=dice_threshold)
-                for c, name in enumerate(class_names)
-            }
-        )
-        val_handlers: list[Any] = [StatsHandler(iteration_log=False, output_transform=lambda x: None)]
-        if writer is not None:
-            val_handlers.append(
-                TensorBoardStatsHandler(
-                    summary_writer=writer,
-                    iteration_log=False,
-                    output_transform=lambda x: None,
-                    global_epoch_transform=lambda epoch: trainer.state.epoch,
-                )
-            )
-            if image_interval > 0:
-                val_handlers.append(TensorBoardSaliencyHandler(writer, interval=1, tag="val_saliency"))
         evaluator = SupervisedEvaluator(
             device=device,
             val_data_loader=val_loader,
             network=eval_network,
+            prepare_batch=prepare_batch,
             inferer=SimpleInferer(),
-            key_val_metric={"val_auc": ROCAUC(output_transform=ScoreSelector(score_key))},
-            additional_metrics=additional,
-            val_handlers=val_handlers if rank == 0 else None,
+            key_val_metric=create_key_metric(score_key),
+            additional_metrics=create_additional_metrics(score_key, dice_threshold, _class_names(glam.num_classes)),
+            val_handlers=create_validation_handlers(writer, image_interval),
             decollate=False,
         )
-        if rank == 0:
-            CheckpointSaver(
-                save_dir=str(output_dir),
-                save_dict={"network": glam},
-                save_key_metric=True,
-                key_metric_name="val_auc",
-                key_metric_filename=BEST_CHECKPOINT,
-            ).attach(evaluator)
-
-    train_handlers: list[Any] = [LrScheduleHandler(lr_scheduler=scheduler, print_lr=False)]
-    if evaluator is not None:
-        train_handlers.append(ValidationHandler(validator=evaluator, interval=val_interval, epoch_level=True))
-    train_handlers.append(LossTermsHandler(loss, optimizer))
-    if rank == 0:
-        every = int(log_interval)
-        iteration_log = (lambda engine, iteration: iteration % every == 0) if every > 1 else every == 1
-        train_handlers.append(
-            StatsHandler(tag_name="train", output_transform=training_scalars, iteration_log=iteration_log)
-        )
-        if writer is not None:
-            train_handlers.append(TensorBoardStatsHandler(summary_writer=writer, output_transform=training_scalars))
-            if image_interval > 0:
-                train_handlers.append(TensorBoardSaliencyHandler(writer, interval=image_interval, tag="train_saliency"))
     trainer = SupervisedTrainer(
         device=device,
         max_epochs=max_epochs,
@@ -309,48 +509,16 @@ def create_glam_training(
         network=network,
         optimizer=optimizer,
         loss_function=loss,
+        prepare_batch=prepare_batch,
         inferer=SimpleInferer(),
-        train_handlers=train_handlers,
+        train_handlers=create_train_handlers(
+            loss, optimizer, scheduler, evaluator, val_interval, writer, image_interval, log_interval
+        ),
         decollate=False,
     )
-    save_dict = {"network": glam, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer}
-    if rank == 0:
-        LastCheckpointSaver(output_dir / LAST_CHECKPOINT, save_dict).attach(trainer)
-    if resume and (output_dir / LAST_CHECKPOINT).is_file():
-        CheckpointLoader(load_path=str(output_dir / LAST_CHECKPOINT), load_dict=save_dict, map_location=device).attach(
-            trainer
-        )
-    if evaluator is not None and early_stop_patience > 0:
-        EarlyStopHandler(
-            patience=early_stop_patience, score_function=stopping_fn_from_metric("val_auc"), trainer=trainer
-        ).attach(evaluator)
-    if mlflow_tracking_uri is not None and rank == 0:
-        _attach_mlflow(mlflow_tracking_uri, trainer, evaluator, output_dir)
-    if show_progress and rank == 0:
-        from ignite.handlers import ProgressBar
-
-        ProgressBar(persist=False).attach(
-            trainer, output_transform=lambda out: {"loss": float(out[CommonKeys.LOSS].detach())}
-        )
+    attach_checkpointing(trainer, glam, optimizer, scheduler, output_dir, evaluator, resume=resume, device=device)
+    attach_early_stopping(trainer, evaluator, early_stop_patience)
+    attach_mlflow(mlflow_tracking_uri, trainer, evaluator)
+    if show_progress:
+        attach_progress_bar(trainer)
     return GLAMTrainingRun(glam, stage, trainer, evaluator, writer, output_dir)
-
-
-def _attach_mlflow(
-    tracking_uri: str, trainer: SupervisedTrainer, evaluator: SupervisedEvaluator | None, output_dir: Path
-) -> None:
-    from monai.handlers import MLFlowHandler
-
-    _, has_mlflow = optional_import("mlflow")
-    if not has_mlflow:
-        raise ValueError("MLflow tracking needs the 'mlflow' package: pip install mlflow")
-    MLFlowHandler(
-        tracking_uri=tracking_uri, output_transform=training_scalars, experiment_name="monai_glam", artifacts=None
-    ).attach(trainer)
-    if evaluator is not None:
-        MLFlowHandler(
-            tracking_uri=tracking_uri,
-            iteration_log=False,
-            output_transform=lambda x: None,
-            experiment_name="monai_glam",
-            global_epoch_transform=lambda epoch: trainer.state.epoch,
-        ).attach(evaluator)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from monai_glam.handlers.evaluation_report import EvaluationReportWriter
 from monai_glam.handlers.last_checkpoint import LastCheckpointSaver
 from monai_glam.handlers.loss_terms import LossTermsHandler, training_scalars
-from monai_glam.handlers.saliency_dice import SaliencyDice, dice_per_image
+from monai_glam.handlers.prediction_writer import PredictionWriterHandler
+from monai_glam.handlers.saliency_dice import SaliencyDice, SaliencyMaskSelector, dice_per_image
 from monai_glam.handlers.tensorboard_saliency import TensorBoardSaliencyHandler
 
 __all__ = [
+    "EvaluationReportWriter",
     "LastCheckpointSaver",
     "LossTermsHandler",
+    "PredictionWriterHandler",
     "SaliencyDice",
+    "SaliencyMaskSelector",
     "TensorBoardSaliencyHandler",
     "dice_per_image",
     "training_scalars",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from monai.utils import min_version, optional_import
 
-from monai_glam.data.atomic_io import atomic_output_path
+from monai_glam.utils.atomic import atomic_output_path
 
 if TYPE_CHECKING:
     from ignite.engine import Engine, Events

@@ -9,6 +9,7 @@ from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys, min_version, optional_import
 
 from monai_glam.losses import GLAMLoss
+from monai_glam.utils.enums import BatchKeys
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -25,8 +26,10 @@ LEARNING_RATE_KEY = "lr"
 class LossTermsHandler:
     """After each loss computation, store ``loss_<term>`` (detached, unweighted) and ``lr`` in the output.
 
-    The terms are recomputed without gradient from the prediction and labels already in
-    ``engine.state.output``: a handful of reductions, negligible next to the forward pass. Pair it with
+    The terms (:class:`~monai_glam.utils.enums.LossTermKeys`) are recomputed without gradient from
+    ``engine.state.output`` alone: the prediction ``output["pred"]`` and ``output["label"]``, which is either the
+    ``(N, C)`` labels or the label dict ``{"label", "mask", "mask_available"}`` (:meth:`GLAMLoss.terms` reads
+    its ``"label"``). That is a handful of reductions, negligible next to the forward pass. Pair it with
     :func:`training_scalars` as the ``output_transform`` of ``StatsHandler`` / ``TensorBoardStatsHandler``.
 
     Args:
@@ -43,11 +46,21 @@ class LossTermsHandler:
         engine.add_event_handler(IterationEvents.LOSS_COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
+        """Add ``loss_<term>`` (0-d tensors) and, with an optimizer, ``lr`` to the batched output dict.
+
+        Raises:
+            ValueError: when the output is not a batched dict (attach before decollation, as :meth:`attach` does).
+        """
         output = engine.state.output
+        if not isinstance(output, dict):
+            raise ValueError(
+                f"LossTermsHandler needs the batched output dict, got {type(output).__name__}; "
+                "run it on IterationEvents.LOSS_COMPLETED (before any decollation)."
+            )
         with torch.no_grad():
-            terms = self.loss.terms(output[CommonKeys.PRED], output[CommonKeys.LABEL])
+            terms = self.loss.terms(output[BatchKeys.PRED], output[BatchKeys.LABEL])
         for name, value in terms.items():
-            output[TERM_PREFIX + name] = value.detach()
+            output[TERM_PREFIX + str(name)] = value.detach()
         if self.optimizer is not None:
             output[LEARNING_RATE_KEY] = torch.tensor(self.optimizer.param_groups[0]["lr"])
 

@@ -1,12 +1,10 @@
-"""Inference with GLAM: whole-image and sliding-window inferers, and saliency-map post-processing."""
+"""Inference with GLAM: whole-image and sliding-window inferers, and saliency-map thresholding."""
 
 from __future__ import annotations
 
 from monai_glam.inferers.postprocessing import (
     ThresholdSaliency,
     ThresholdSaliencyd,
-    ThresholdSelection,
-    select_dice_thresholds,
     threshold_saliency,
 )
 from monai_glam.inferers.sliding_window import GLAMSlidingWindowInferer, masked_top_t_pooling, window_starts
@@ -20,9 +18,7 @@ __all__ = [
     "GLAMSpatialOutputs",
     "ThresholdSaliency",
     "ThresholdSaliencyd",
-    "ThresholdSelection",
     "masked_top_t_pooling",
-    "select_dice_thresholds",
     "threshold_saliency",
     "window_starts",
 ]

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch.nn.modules.loss import _Loss
 
-from monai_glam.utils.enums import GLAMKeys
+from monai_glam.utils.enums import BatchKeys, GLAMKeys, LossTermKeys
 
 __all__ = ["GLAMLoss", "GLAMLossTerms"]
 
 
 class GLAMLossTerms:
-    """Names of the terms returned by :meth:`GLAMLoss.terms` (and logged as ``loss_<name>``)."""
+    """Backward-compatible alias of :class:`~monai_glam.utils.enums.LossTermKeys`, plus ``ALL``.
 
-    BCE_GLOBAL = "bce_global"
-    BCE_LOCAL = "bce_local"
-    SPARSITY_GLOBAL = "sparsity_global"
-    SPARSITY_LOCAL = "sparsity_local"
-    ALL = (BCE_GLOBAL, BCE_LOCAL, SPARSITY_GLOBAL, SPARSITY_LOCAL)
+    New code should use ``LossTermKeys``; the members here are the same enum members, and ``ALL`` lists every
+    term in the enum's order.
+    """
+
+    BCE_GLOBAL = LossTermKeys.BCE_GLOBAL
+    BCE_LOCAL = LossTermKeys.BCE_LOCAL
+    SPARSITY_GLOBAL = LossTermKeys.SPARSITY_GLOBAL
+    SPARSITY_LOCAL = LossTermKeys.SPARSITY_LOCAL
+    ALL: tuple[LossTermKeys, ...] = tuple(LossTermKeys)
 
 
 class GLAMLoss(_Loss):
@@ -31,7 +36,8 @@ class GLAMLoss(_Loss):
     - ``sparsity_local``: Σ_c mean |S_l,c| over the batch, the patches and their maps.
 
     The sparsity terms push saliency towards zero wherever the classification terms do not need it, which
-    is what makes the maps segment (the GMIC-family objective GLAM was built around; see the spec §7).
+    is what makes the maps segment: GLAM inherits this objective from GMIC, and only image-level labels are
+    needed (the lesion masks, when a batch carries them, are used for evaluation only, never by the loss).
     A term whose weight is zero is not computed, and its inputs may be absent from ``pred``: the global
     stage trains :class:`~monai_glam.networks.GlobalNetwork` alone with ``local_*_weight=0``.
 
@@ -44,12 +50,14 @@ class GLAMLoss(_Loss):
             for imbalanced data; ``None`` weighs positives and negatives alike.
         eps: probabilities are clamped to ``[eps, 1 - eps]`` before the logarithm.
 
-    ``forward(pred, target)``: ``pred`` is the network's dict (:class:`GLAMKeys`), ``target`` the ``(N, C)``
-    labels in {0, 1}; returns the scalar loss. :meth:`terms` returns the unweighted terms for logging.
+    ``forward(pred, target)``: ``pred`` is the network's dict (:class:`GLAMKeys`); ``target`` the ``(N, C)``
+    labels in {0, 1}, or the engines' label dict ``{"label": (N, C), "mask": (N, C, H, W), "mask_available":
+    (N, C)}`` (:class:`BatchKeys`) of which only ``"label"`` is used; returns the scalar loss. :meth:`terms`
+    returns the unweighted terms (keyed by :class:`LossTermKeys`) for logging.
 
     Raises:
-        ValueError: on negative weights, a wrong ``pos_weight`` length, a missing prediction, or label and
-            prediction shapes that do not match.
+        ValueError: on negative weights, a wrong ``pos_weight`` length, a missing prediction, a label dict
+            without ``"label"``, or label and prediction shapes that do not match.
     """
 
     def __init__(
@@ -63,10 +71,10 @@ class GLAMLoss(_Loss):
     ) -> None:
         super().__init__()
         self.weights = {
-            GLAMLossTerms.BCE_GLOBAL: float(global_bce_weight),
-            GLAMLossTerms.BCE_LOCAL: float(local_bce_weight),
-            GLAMLossTerms.SPARSITY_GLOBAL: float(global_sparsity_weight),
-            GLAMLossTerms.SPARSITY_LOCAL: float(local_sparsity_weight),
+            LossTermKeys.BCE_GLOBAL: float(global_bce_weight),
+            LossTermKeys.BCE_LOCAL: float(local_bce_weight),
+            LossTermKeys.SPARSITY_GLOBAL: float(global_sparsity_weight),
+            LossTermKeys.SPARSITY_LOCAL: float(local_sparsity_weight),
         }
         for name, weight in self.weights.items():
             if not weight >= 0.0:  # also rejects NaN
@@ -82,7 +90,9 @@ class GLAMLoss(_Loss):
         else:
             self.pos_weight: torch.Tensor | None = None
 
-    def _bce(self, prob: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _bce(self, prob: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+        if target is None:  # unreachable: terms() reads the labels whenever a BCE term is weighted
+            raise ValueError("the BCE terms need the (N, C) labels, got None.")
         if prob.dim() != 2 or prob.shape != target.shape:
             raise ValueError(
                 f"predictions and labels must both be (N, C), got {tuple(prob.shape)} and {tuple(target.shape)}."
@@ -109,19 +119,40 @@ class GLAMLoss(_Loss):
             raise ValueError(f"the prediction has no '{key}' entry (keys: {sorted(pred)}); set its loss weight to 0.")
         return pred[key]
 
-    def terms(self, pred: Mapping[str, torch.Tensor], target: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The unweighted terms whose weight is non-zero, as 0-d tensors."""
+    @staticmethod
+    def _labels(target: torch.Tensor | Mapping[str, Any]) -> torch.Tensor:
+        """The ``(N, C)`` image labels of ``target``: the tensor itself, or the label dict's ``"label"`` entry."""
+        if isinstance(target, Mapping):
+            if BatchKeys.LABEL not in target:
+                raise ValueError(f"the label dict has no '{BatchKeys.LABEL}' entry (keys: {sorted(map(str, target))}).")
+            target = target[BatchKeys.LABEL]
+        return torch.as_tensor(target)
+
+    def terms(
+        self, pred: Mapping[str, torch.Tensor], target: torch.Tensor | Mapping[str, Any]
+    ) -> dict[LossTermKeys, torch.Tensor]:
+        """The unweighted terms whose weight is non-zero, as 0-d tensors.
+
+        Args:
+            pred: the network's output dict (:class:`GLAMKeys`).
+            target: ``(N, C)`` labels in {0, 1}, or the label dict whose ``"label"`` entry holds them.
+
+        Returns:
+            ``{LossTermKeys member: 0-d tensor}`` for every term with a non-zero weight, in the enum's order.
+        """
         if not isinstance(pred, Mapping):
             raise ValueError(f"GLAMLoss expects the network's output dict, got {type(pred).__name__}.")
-        out: dict[str, torch.Tensor] = {}
-        if self.weights[GLAMLossTerms.BCE_GLOBAL] > 0:
-            out[GLAMLossTerms.BCE_GLOBAL] = self._bce(self._get(pred, GLAMKeys.PROB_GLOBAL), target)
-        if self.weights[GLAMLossTerms.BCE_LOCAL] > 0:
-            out[GLAMLossTerms.BCE_LOCAL] = self._bce(self._get(pred, GLAMKeys.PROB_LOCAL), target)
-        if self.weights[GLAMLossTerms.SPARSITY_GLOBAL] > 0:
-            out[GLAMLossTerms.SPARSITY_GLOBAL] = self._sparsity(self._get(pred, GLAMKeys.SALIENCY_GLOBAL), 1)
-        if self.weights[GLAMLossTerms.SPARSITY_LOCAL] > 0:
-            out[GLAMLossTerms.SPARSITY_LOCAL] = self._sparsity(self._get(pred, GLAMKeys.PATCH_SALIENCY), 2)
+        out: dict[LossTermKeys, torch.Tensor] = {}
+        needs_labels = self.weights[LossTermKeys.BCE_GLOBAL] > 0 or self.weights[LossTermKeys.BCE_LOCAL] > 0
+        labels = self._labels(target) if needs_labels else None
+        if self.weights[LossTermKeys.BCE_GLOBAL] > 0:
+            out[LossTermKeys.BCE_GLOBAL] = self._bce(self._get(pred, GLAMKeys.PROB_GLOBAL), labels)
+        if self.weights[LossTermKeys.BCE_LOCAL] > 0:
+            out[LossTermKeys.BCE_LOCAL] = self._bce(self._get(pred, GLAMKeys.PROB_LOCAL), labels)
+        if self.weights[LossTermKeys.SPARSITY_GLOBAL] > 0:
+            out[LossTermKeys.SPARSITY_GLOBAL] = self._sparsity(self._get(pred, GLAMKeys.SALIENCY_GLOBAL), 1)
+        if self.weights[LossTermKeys.SPARSITY_LOCAL] > 0:
+            out[LossTermKeys.SPARSITY_LOCAL] = self._sparsity(self._get(pred, GLAMKeys.PATCH_SALIENCY), 2)
         return out
 
     def combine(self, terms: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -130,6 +161,8 @@ class GLAMLoss(_Loss):
             raise ValueError("every GLAMLoss weight is zero: nothing to optimise.")
         return torch.stack([self.weights[name] * value for name, value in terms.items()]).sum()
 
-    def forward(self, pred: Mapping[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        self, pred: Mapping[str, torch.Tensor], target: torch.Tensor | Mapping[str, Any]
+    ) -> torch.Tensor:
         """See the class docstring."""
         return self.combine(self.terms(pred, target))

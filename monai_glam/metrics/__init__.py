@@ -19,7 +19,9 @@ from monai_glam.metrics.roc import (
     roc_auc,
     roc_curve,
 )
+from monai_glam.metrics.saliency_dice import SaliencyDiceMetric, compute_saliency_dice
 from monai_glam.metrics.segmentation import SegmentationScores, compute_dice_iou, overlap_counts
+from monai_glam.metrics.thresholds import ThresholdSelection, select_dice_thresholds
 from monai_glam.metrics.utils import json_safe
 
 __all__ = [
@@ -27,13 +29,16 @@ __all__ = [
     "AUCResult",
     "FROCResult",
     "PointingGameResult",
+    "SaliencyDiceMetric",
     "SegmentationScores",
+    "ThresholdSelection",
     "aggregate_by_group",
     "bootstrap_roc_auc",
     "build_evaluation_report",
     "compute_dice_iou",
     "compute_lesion_froc",
     "compute_roc_auc_ci",
+    "compute_saliency_dice",
     "find_saliency_peaks",
     "froc_curve",
     "json_safe",
@@ -44,5 +49,6 @@ __all__ = [
     "render_markdown",
     "roc_auc",
     "roc_curve",
+    "select_dice_thresholds",
     "write_evaluation_report",
 ]

@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from monai_glam.data.atomic_io import atomic_output_path, atomic_write_text
 from monai_glam.metrics.froc import DEFAULT_FP_RATES, compute_lesion_froc
 from monai_glam.metrics.pointing_game import pointing_game
 from monai_glam.metrics.roc import aggregate_by_group, compute_roc_auc_ci, roc_curve
 from monai_glam.metrics.segmentation import compute_dice_iou
 from monai_glam.metrics.utils import as_score_matrix, json_safe, resolve_class_names
+from monai_glam.utils.atomic import atomic_output_path, atomic_write_text
 
 __all__ = [
     "build_evaluation_report",

@@ -5,6 +5,9 @@ live under ``global_network.downsampling_branch.*``, ``global_network.postproces
 ``detection_network.dn_resnet.*`` and ``detection_network.gn_conv_last.weight``; the real files also carry
 weights that inference never uses. The weights are under a restrictive NYU licence and are not distributed
 with monai_glam: users bring their own copy.
+
+This module only knows the published key layout; :mod:`monai_glam.networks.io` reads the files (every
+checkpoint reader of the package goes through :func:`monai_glam.networks.io.read_glam_state_dict`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import torch
 
 from monai_glam.networks.nets.glam import GLAM
 
-__all__ = ["IGNORED_NYU_KEYS", "convert_nyu_state_dict", "load_nyu_glam", "load_nyu_state_dict"]
+__all__ = ["IGNORED_NYU_KEYS", "NYU_KEY_PREFIXES", "convert_nyu_state_dict", "is_nyu_state_dict", "load_nyu_glam"]
 
 #: Keys (regular expressions) of the published checkpoints that the published forward pass never uses:
 #: the MIL and fusion heads, a shared filter, and the 6→2 ``combine`` convolution of the global module.
@@ -27,6 +30,13 @@ IGNORED_NYU_KEYS: tuple[str, ...] = (
     r"fusion_dnn\..+",
     r"shared_rep_filter\.weight",
     r"global_network\.postprocess_module\.combine\.weight",
+)
+
+#: Key prefixes that only the published checkpoints use; :func:`is_nyu_state_dict` detects the layout by them.
+NYU_KEY_PREFIXES: tuple[str, ...] = (
+    "global_network.downsampling_branch.",
+    "global_network.postprocess_module.",
+    "detection_network.",
 )
 
 _GLOBAL = r"global_network\.downsampling_branch\."
@@ -69,6 +79,11 @@ def _rename(key: str) -> str | None:
     return None
 
 
+def is_nyu_state_dict(state: Mapping[str, Any]) -> bool:
+    """Whether a state dict uses the published checkpoints' key names (:data:`NYU_KEY_PREFIXES`)."""
+    return any(str(key).startswith(NYU_KEY_PREFIXES) for key in state)
+
+
 def convert_nyu_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename a published-layout state dict to :class:`GLAM`'s parameter names.
 
@@ -99,37 +114,15 @@ def convert_nyu_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, 
     return converted
 
 
-def load_nyu_state_dict(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a published GLAM checkpoint safely (``weights_only=True``; old and zip formats).
-
-    Raises:
-        FileNotFoundError: when ``path`` does not exist.
-        ValueError: when the file is not a readable state dict.
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        loaded = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises many types for corrupt or unsafe files
-        raise ValueError(f"cannot read checkpoint {path}: {err}") from err
-    # Some re-saved copies wrap the weights; the published files are the bare dict.
-    for wrapper in ("state_dict", "model"):
-        if isinstance(loaded, Mapping) and wrapper in loaded and isinstance(loaded[wrapper], Mapping):
-            loaded = loaded[wrapper]
-    if not isinstance(loaded, Mapping) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
-        raise ValueError(f"{path} does not hold a state dict of tensors.")
-    return dict(loaded)
-
-
-def load_nyu_glam(
-    path: str | os.PathLike[str], map_location: str | torch.device = "cpu", **glam_kwargs: Any
-) -> GLAM:
+def load_nyu_glam(path: str | os.PathLike[str], map_location: str | torch.device = "cpu", **glam_kwargs: Any) -> GLAM:
     """Build a :class:`GLAM` and load a published checkpoint into it.
+
+    A thin wrapper over :func:`monai_glam.networks.io.load_glam_weights`, so it reads every layout that
+    function reads (the published one included) with the same checks.
 
     Args:
         path: ``model_sep.ckpt`` or ``model_joint.ckpt`` (or a file in the same layout).
-        map_location: where to load the tensors.
+        map_location: the device of the returned model.
         glam_kwargs: :class:`GLAM` constructor arguments; the defaults are the published configuration.
 
     Returns:
@@ -137,23 +130,8 @@ def load_nyu_glam(
 
     Raises:
         FileNotFoundError: when ``path`` does not exist.
-        ValueError: on unexpected, missing or mis-shaped keys, each named.
+        ValueError: on an unreadable file, or unexpected, missing or mis-shaped keys (counted, with examples).
     """
-    state = convert_nyu_state_dict(load_nyu_state_dict(path, map_location))
-    model = GLAM(**glam_kwargs)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    wrong_shape = [
-        f"{key} {tuple(state[key].shape)} != {tuple(expected[key].shape)}"
-        for key in expected
-        if key in state and state[key].shape != expected[key].shape
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing {len(missing)} key(s): {', '.join(missing)}")
-    if wrong_shape:
-        problems.append(f"mis-shaped {len(wrong_shape)} key(s): {'; '.join(wrong_shape)}")
-    if problems:
-        raise ValueError(f"checkpoint {os.fspath(path)} does not fit this GLAM configuration: {' | '.join(problems)}.")
-    model.load_state_dict(state, strict=True)
-    return model.eval()
+    from monai_glam.networks.io import load_glam_weights  # io imports this module: import at call time
+
+    return load_glam_weights(GLAM(**glam_kwargs), path).to(map_location).eval()

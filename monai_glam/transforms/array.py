@@ -1,18 +1,23 @@
-"""Array transforms for mammograms: loading and the published NYU/GLAM preprocessing (spec §5).
+"""Array transforms for mammograms: loading and the published NYU/GLAM preprocessing.
+
+The published weights were trained on raw mammograms cropped to the breast (:class:`BreastCrop`), mirrored so
+the breast points right (:class:`OrientToRight`), cut to a fixed window anchored at the breast's right-most
+point (:class:`BestCenterWindow`) and standardized (:class:`StandardizeIntensity`).
 
 Every transform takes a channel-first ``(C, H, W)`` tensor (usually a :class:`~monai.data.MetaTensor` from
 :class:`LoadMammogram`) and returns a MetaTensor. The spatial ones record themselves in
 ``applied_operations`` through MONAI's :class:`~monai.transforms.InvertibleTransform` machinery, so
 ``inverse`` (and ``Invertd`` on the dictionary versions) maps outputs, e.g. saliency maps, back onto the raw
 image. What they decide is also written to ``meta``: ``window_location`` (the crop box in the raw image),
-``cropped_shape``, ``flipped``, ``best_center`` (in the cropped right-facing image) and ``window_box``.
+``cropped_shape``, ``rightmost_point``/``bottommost_point`` (the window's anchors), ``flipped``, ``best_center``
+(in the cropped right-facing image) and ``window_box``; the keys are :class:`~monai_glam.utils.enums.MetaKeys`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -20,20 +25,32 @@ from monai.data import MetaTensor
 from monai.transforms import CropForeground, Flip, InvertibleTransform, RandomizableTransform, Resize, Transform
 from monai.transforms.croppad.array import Crop
 from monai.transforms.spatial.functional import flip
-from monai.utils import TraceKeys, convert_to_tensor
+from monai.utils import TraceKeys, TransformBackends, convert_to_numpy, convert_to_tensor
 
 from monai_glam.data.image_reader import load_mammogram
-from monai_glam.data.meta import HORIZONTAL_FLIP, LATERALITY, VIEW, normalize_laterality, normalize_view
+from monai_glam.data.meta import normalize_laterality, normalize_view
 from monai_glam.transforms.geometry import (
+    BreastCropGeometry,
     best_center,
-    breast_crop_box,
-    breast_region_box,
+    breast_crop_geometry,
+    extreme_points,
     raw_facing_right,
     window_box,
 )
+from monai_glam.utils.enums import MetaKeys
 
 __all__ = [
+    "BEST_CENTER",
+    "BOTTOMMOST_POINT",
     "BREAST_BOX",
+    "BREAST_BOX_SHAPE",
+    "CROPPED_SHAPE",
+    "FACING_RIGHT",
+    "FLIPPED",
+    "PAPER_WINDOW_SIZE",
+    "RIGHTMOST_POINT",
+    "WINDOW_BOX",
+    "WINDOW_LOCATION",
     "BestCenterWindow",
     "BreastCrop",
     "LoadMammogram",
@@ -42,15 +59,18 @@ __all__ = [
     "StandardizeIntensity",
 ]
 
-# Meta keys written by the transforms.
-BREAST_BOX = "breast_box"  # (top, bottom, left, right) of the breast region in the current frame
-BREAST_BOX_SHAPE = "breast_box_shape"  # (H, W) of the frame that BREAST_BOX refers to
-FACING_RIGHT = "facing_right"
-WINDOW_LOCATION = "window_location"
-CROPPED_SHAPE = "cropped_shape"
-FLIPPED = "flipped"
-BEST_CENTER = "best_center"
-WINDOW_BOX = "window_box"
+# Meta keys written by the transforms: aliases of the MetaKeys members (plain ``str`` values, so the meta dicts
+# keep plain string keys), kept for existing imports.
+BREAST_BOX: str = MetaKeys.BREAST_BOX.value
+BREAST_BOX_SHAPE: str = MetaKeys.BREAST_BOX_SHAPE.value
+RIGHTMOST_POINT: str = MetaKeys.RIGHTMOST_POINT.value
+BOTTOMMOST_POINT: str = MetaKeys.BOTTOMMOST_POINT.value
+FACING_RIGHT: str = MetaKeys.FACING_RIGHT.value
+WINDOW_LOCATION: str = MetaKeys.WINDOW_LOCATION.value
+CROPPED_SHAPE: str = MetaKeys.CROPPED_SHAPE.value
+FLIPPED: str = MetaKeys.FLIPPED.value
+BEST_CENTER: str = MetaKeys.BEST_CENTER.value
+WINDOW_BOX: str = MetaKeys.WINDOW_BOX.value
 
 PAPER_WINDOW_SIZE = (2944, 1920)
 
@@ -67,10 +87,6 @@ def _as_image(img: Any) -> MetaTensor:
     return tensor
 
 
-def _first_channel(img: torch.Tensor) -> np.ndarray:
-    return img[0].detach().cpu().numpy()
-
-
 def _window_size(spatial_size: Sequence[int], name: str = "spatial_size") -> tuple[int, int]:
     size = tuple(int(s) for s in spatial_size)
     if len(size) != 2 or min(size) < 1:
@@ -79,7 +95,7 @@ def _window_size(spatial_size: Sequence[int], name: str = "spatial_size") -> tup
 
 
 def _source_name(img: MetaTensor) -> str:
-    return str(img.meta.get("filename_or_obj", "image"))
+    return str(img.meta.get(MetaKeys.FILENAME, "image"))
 
 
 class LoadMammogram(Transform):
@@ -92,6 +108,8 @@ class LoadMammogram(Transform):
         view: view code (``"CC"``, ``"MLO"``) to override the file's view.
         horizontal_flip: the exam list's flag that images are stored mirrored.
     """
+
+    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH]
 
     def __init__(self, laterality: str | None = None, view: str | None = None, horizontal_flip: bool = False) -> None:
         self.laterality = laterality
@@ -107,23 +125,26 @@ def _facing_right(img: MetaTensor, laterality: str | None, horizontal_flip: bool
     meta = img.meta
     if laterality is None and FACING_RIGHT in meta:
         return bool(meta[FACING_RIGHT])
-    side = normalize_laterality(laterality if laterality is not None else meta.get(LATERALITY))
-    mirrored = bool(meta.get(HORIZONTAL_FLIP, False)) if horizontal_flip is None else bool(horizontal_flip)
-    return raw_facing_right(side, mirrored, _first_channel(img) if not side else None)
+    side = normalize_laterality(laterality if laterality is not None else meta.get(MetaKeys.LATERALITY))
+    mirrored = bool(meta.get(MetaKeys.HORIZONTAL_FLIP, False)) if horizontal_flip is None else bool(horizontal_flip)
+    return raw_facing_right(side, mirrored, convert_to_numpy(img[0]) if not side else None)
 
 
 class BreastCrop(Crop):
-    """Crop a raw mammogram to its breast (spec §5.2, the published algorithm).
+    """Crop a raw mammogram to its breast, as the published preprocessing did.
 
     Mask ``image > 0``, erode ``erosion_iterations`` times, keep the largest connected component, dilate it back,
     take its bounding box and add ``buffer`` pixels above, below and on the nipple side (away from the chest
-    wall). The box is computed on the first channel and applied to all channels.
+    wall). The erosion and dilation remove thin lines and detached markers. The box is computed on the first
+    channel and applied to all channels.
 
     Which side the chest wall is on comes from ``laterality``/``horizontal_flip`` (arguments, else the image's
     meta); when laterality is unknown the brighter half of the image is taken as the chest-wall side.
 
-    Writes ``window_location`` (top, bottom, left, right in the input), ``cropped_shape``, ``facing_right`` and
-    the breast region (``breast_box``, used by :class:`BestCenterWindow`) to ``meta``.
+    Writes to ``meta``: ``window_location`` (top, bottom, left, right in the input), ``cropped_shape``,
+    ``facing_right`` (the raw orientation), the breast region ``breast_box`` (with ``breast_box_shape``), and the
+    published anchor points ``rightmost_point`` and ``bottommost_point``, (row, col) in the crop turned to point
+    right (see :func:`~monai_glam.transforms.geometry.extreme_points`), which :class:`BestCenterWindow` uses.
     Inverse: zero-pads back to the input size.
 
     Args:
@@ -132,6 +153,8 @@ class BreastCrop(Crop):
         laterality: ``"L"`` or ``"R"``, overrides the meta.
         horizontal_flip: overrides the meta's ``horizontal_flip``.
     """
+
+    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH]
 
     def __init__(
         self,
@@ -152,59 +175,82 @@ class BreastCrop(Crop):
         self.laterality = laterality
         self.horizontal_flip = horizontal_flip
 
-    def compute_box(self, img: torch.Tensor) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int], bool]:
-        """Crop box, breast region (both in input coordinates) and whether the breast faces right.
+    def compute_geometry(self, img: torch.Tensor) -> tuple[BreastCropGeometry, bool]:
+        """The crop's geometry (box and region in input coordinates, anchor points) and the raw orientation.
+
+        Args:
+            img: (C, H, W) raw mammogram; the first channel decides.
+
+        Returns:
+            ``(geometry, facing_right)``.
 
         Raises:
             ValueError: the image is empty (no pixel above 0); the message names the source file.
         """
         image = _as_image(img)
-        pixels = _first_channel(image)
+        facing_right = _facing_right(image, self.laterality, self.horizontal_flip)
         try:
-            region = breast_region_box(pixels, self.erosion_iterations)
+            geometry = breast_crop_geometry(
+                convert_to_numpy(image[0]), facing_right, self.erosion_iterations, self.buffer
+            )
         except ValueError as err:
             raise ValueError(f"{_source_name(image)}: {err}") from err
-        facing_right = _facing_right(image, self.laterality, self.horizontal_flip)
-        return breast_crop_box(pixels.shape, region, facing_right, self.buffer), region, facing_right
+        return geometry, facing_right
 
     def crop(
-        self,
-        img: torch.Tensor,
-        box: Sequence[int],
-        region: Sequence[int] | None = None,
-        facing_right: bool | None = None,
+        self, img: torch.Tensor, geometry: BreastCropGeometry | Sequence[int], facing_right: bool | None = None
     ) -> MetaTensor:
-        """Crop ``img`` to ``box`` = (top, bottom, left, right) and record the crop in its meta."""
+        """Crop ``img`` and record the crop in its meta.
+
+        Args:
+            img: (C, H, W) image in the raw frame.
+            geometry: from :meth:`compute_geometry`, or just a box (top, bottom, left, right) to crop to (then
+                no breast region or anchor points are recorded).
+            facing_right: the raw orientation to record.
+
+        Returns:
+            (C, bottom - top, right - left) MetaTensor.
+        """
         image = _as_image(img)
+        box = geometry.window_location if isinstance(geometry, BreastCropGeometry) else geometry
         top, bottom, left, right = (int(v) for v in box)
         out = super().__call__(image, slices=(slice(top, bottom), slice(left, right)))
         out.meta[WINDOW_LOCATION] = (top, bottom, left, right)
         out.meta[CROPPED_SHAPE] = (bottom - top, right - left)
         if facing_right is not None:
             out.meta[FACING_RIGHT] = bool(facing_right)
-        if region is not None:
+        for key in (RIGHTMOST_POINT, BOTTOMMOST_POINT):  # stale ones from an earlier crop would mislead
+            out.meta.pop(key, None)
+        if isinstance(geometry, BreastCropGeometry):
+            region = geometry.region
             out.meta[BREAST_BOX] = (region[0] - top, region[1] - top, region[2] - left, region[3] - left)
             out.meta[BREAST_BOX_SHAPE] = (bottom - top, right - left)
+            out.meta[RIGHTMOST_POINT] = tuple(int(v) for v in geometry.rightmost_point)
+            out.meta[BOTTOMMOST_POINT] = tuple(int(v) for v in geometry.bottommost_point)
         return out
 
     def __call__(self, img: torch.Tensor) -> MetaTensor:  # type: ignore[override]
-        box, region, facing_right = self.compute_box(img)
-        return self.crop(img, box, region, facing_right)
+        geometry, facing_right = self.compute_geometry(img)
+        return self.crop(img, geometry, facing_right)
 
 
 class OrientToRight(InvertibleTransform):
-    """Mirror images so every breast faces right (chest wall on the left), spec §5.3.
+    """Mirror images so every breast faces right (chest wall on the left), as the published preprocessing did.
 
     Raw L views face right and raw R views face left; ``horizontal_flip`` (the exam list's flag) inverts that
     rule. The decision is taken from, in order: the arguments, a ``facing_right`` entry left by
     :class:`BreastCrop`, the meta's laterality, and as a last resort the image (the brighter half is the
-    chest-wall side). Writes ``flipped`` and ``facing_right=True`` to ``meta``. Inverse: mirrors back when it
-    mirrored.
+    chest-wall side). Writes ``flipped`` and ``facing_right=True`` to ``meta`` and mirrors ``breast_box``.
+    ``rightmost_point``/``bottommost_point`` from :class:`BreastCrop` are already in the right-facing frame and
+    stay as they are; they are dropped when the arguments force a decision that contradicts the crop's
+    orientation. Inverse: mirrors back when it mirrored.
 
     Args:
         laterality: ``"L"`` or ``"R"``, overrides the meta.
         horizontal_flip: overrides the meta's ``horizontal_flip``.
     """
+
+    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH]
 
     def __init__(self, laterality: str | None = None, horizontal_flip: bool | None = None) -> None:
         if laterality is not None and not normalize_laterality(laterality):
@@ -219,6 +265,7 @@ class OrientToRight(InvertibleTransform):
     def orient(self, img: torch.Tensor, do_flip: bool) -> MetaTensor:
         """Mirror ``img`` left-right when ``do_flip`` and record it (also when not mirrored, for the inverse)."""
         image = _as_image(img)
+        recorded = image.meta.get(FACING_RIGHT)
         if do_flip:
             out = flip(image, (1,), False, self.get_transform_info())
         else:
@@ -227,6 +274,9 @@ class OrientToRight(InvertibleTransform):
             self.push_transform(out, extra_info={"axes": None})
         out.meta[FLIPPED] = bool(do_flip)
         out.meta[FACING_RIGHT] = True
+        if recorded is not None and bool(recorded) == bool(do_flip):  # anchors taken for the other orientation
+            for key in (RIGHTMOST_POINT, BOTTOMMOST_POINT):
+                out.meta.pop(key, None)
         box = out.meta.get(BREAST_BOX)
         if do_flip and box is not None:
             width = int(out.shape[-1])
@@ -246,35 +296,50 @@ class OrientToRight(InvertibleTransform):
             return flipper(data)
 
 
-def _breast_extent(image: MetaTensor) -> tuple[int, int]:
-    """Right-most column and bottom-most row (inclusive) of the breast in a right-facing image."""
-    box = image.meta.get(BREAST_BOX)
-    if box is not None and tuple(image.meta.get(BREAST_BOX_SHAPE, ())) == tuple(image.shape[-2:]):
-        return int(box[3]) - 1, int(box[1]) - 1
-    # No region from BreastCrop for this frame: use the non-zero pixels themselves.
-    breast = _first_channel(image) > 0
+def _anchor_points(image: MetaTensor, breast: np.ndarray) -> tuple[int, int]:
+    """Column of the published right-most point and row of the bottom-most point of a right-facing image.
+
+    They come from :class:`BreastCrop`'s ``rightmost_point``/``bottommost_point`` when those describe this frame
+    (the cropped shape, turned to face right). Otherwise the same rule is applied to the non-zero pixels
+    themselves, with the published R-view convention when the image was mirrored (``flipped`` in the meta).
+    """
+    meta = image.meta
+    rightmost, bottommost = meta.get(RIGHTMOST_POINT), meta.get(BOTTOMMOST_POINT)
+    same_frame = tuple(int(v) for v in meta.get(CROPPED_SHAPE, ())) == tuple(image.shape[-2:])
+    if rightmost is not None and bottommost is not None and same_frame and bool(meta.get(FACING_RIGHT, False)):
+        return int(rightmost[1]), int(bottommost[0])
     if not breast.any():
         raise ValueError(f"{_source_name(image)}: empty image, no pixel is above 0")
-    columns = np.flatnonzero(breast.any(axis=0))
-    rows = np.flatnonzero(breast.any(axis=1))
-    return int(columns[-1]), int(rows[-1])
+    flipped = bool(meta.get(FLIPPED, False))
+    try:
+        (_, column), (row, _) = extreme_points(breast[:, ::-1] if flipped else breast, not flipped)
+    except ValueError as err:
+        raise ValueError(f"{_source_name(image)}: {err}") from err
+    return column, row
 
 
 class BestCenterWindow(CropForeground):
-    """Cut the fixed-size window around the best center of a cropped, right-facing mammogram (spec §5.4-5.5).
+    """Cut the fixed-size window around the best center of a cropped, right-facing mammogram.
 
-    The window's right side is anchored at the breast's right-most column (and for MLO its bottom at the
-    bottom-most row); for CC the row covering the most breast pixels is searched. Along an axis where the
-    image is shorter than the window it is zero-padded (CC rows evenly, MLO rows below, columns on the right);
-    along a longer axis the window is shifted inside the image. Writes ``best_center`` (row, col in the input)
-    and ``window_box`` to ``meta``. Inverse: removes the padding and zero-pads back to the input size (MONAI's
-    ``CropForeground`` inverse, whose crop-and-pad machinery this transform reuses).
+    The published rule (:func:`~monai_glam.transforms.geometry.best_center`): the center column is
+    ``rightmost - w // 2 - 1`` with ``rightmost`` the column of the published right-most point, taken from the
+    dilated breast region in the lower two thirds of the crop (``rightmost_point`` from :class:`BreastCrop`);
+    for MLO the center row is ``bottommost - h // 2 - 1`` (the region's last row, bounded by the image's last
+    non-zero row in its right-most ``w`` columns); for CC the row covering the most breast pixels is searched.
+    Along an axis where the image is shorter than the window it is zero-padded (CC rows evenly, MLO rows below,
+    columns on the right); along a longer axis the window is shifted inside the image. Without anchor points in
+    the meta (an image that did not come from :class:`BreastCrop`) the rule is applied to the image's non-zero
+    pixels. Writes ``best_center`` (row, col in the input) and ``window_box`` to ``meta``. Inverse: removes the
+    padding and zero-pads back to the input size (MONAI's ``CropForeground``
+    inverse, whose crop-and-pad machinery this transform reuses).
 
     Args:
         spatial_size: (h, w) of the window; the paper uses 2944x1920. Smaller sizes (e.g. 256x160) suit tests
             and CPU training on downscaled images.
         view: ``"CC"``, ``"MLO"``, … overrides the meta's view; only ``"MLO"`` anchors the row.
     """
+
+    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH]
 
     def __init__(self, spatial_size: Sequence[int] = PAPER_WINDOW_SIZE, view: str | None = None) -> None:
         super().__init__(margin=0, allow_smaller=False, mode="constant")
@@ -298,9 +363,10 @@ class BestCenterWindow(CropForeground):
         """
         image = _as_image(img)
         size = self.spatial_size if spatial_size is None else _window_size(spatial_size)
-        view = normalize_view(self.view if self.view is not None else image.meta.get(VIEW))
-        rightmost, bottommost = _breast_extent(image)
-        center = best_center(_first_channel(image) > 0, view, size, rightmost, bottommost)
+        view = normalize_view(self.view if self.view is not None else image.meta.get(MetaKeys.VIEW))
+        breast = convert_to_numpy(image[0]) > 0
+        rightmost, bottommost = _anchor_points(image, breast)
+        center = best_center(breast, view, size, rightmost, bottommost)
         return center, window_box(image.shape[-2:], center, size, view, offset)
 
     def cut(self, img: torch.Tensor, box: Sequence[int], center: Sequence[int] | None = None) -> MetaTensor:
@@ -333,6 +399,8 @@ class RandBestCenterWindow(RandomizableTransform, InvertibleTransform):
         view: overrides the meta's view.
         prob: probability of adding noise.
     """
+
+    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH]
 
     def __init__(
         self,
@@ -396,7 +464,7 @@ class RandBestCenterWindow(RandomizableTransform, InvertibleTransform):
 
 
 class StandardizeIntensity(Transform):
-    """Per-image standardization (spec §5.6): subtract the mean, divide by ``max(std, eps)``.
+    """Per-image standardization as published: subtract the mean, divide by ``max(std, eps)``.
 
     Mean and (population) standard deviation are taken over all pixels, background included, as published.
 
@@ -404,6 +472,8 @@ class StandardizeIntensity(Transform):
         eps: lower bound of the divisor (published: 1e-5).
         channel_wise: standardize each channel on its own instead of the whole image.
     """
+
+    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH]
 
     def __init__(self, eps: float = 1e-5, channel_wise: bool = False) -> None:
         if not eps > 0:

@@ -1,4 +1,4 @@
-"""Dictionary versions of the mammogram transforms (MONAI's ``...d`` convention).
+"""Dictionary versions of the mammogram transforms (MONAI's ``...d`` convention, with ``...D``/``...Dict`` aliases).
 
 The spatial ones compute their parameters once from ``source_key`` (the mammogram) and apply exactly the same
 crop, flip or window to every key, so lesion masks stay aligned with the image; each key records the
@@ -8,17 +8,17 @@ operation, so ``inverse`` and MONAI's ``Invertd`` map predictions back onto the 
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import InvertibleTransform, MapTransform, RandomizableTransform
-from monai.utils import ensure_tuple, ensure_tuple_rep
+from monai.utils import TransformBackends, ensure_tuple, ensure_tuple_rep
 
 from monai_glam.data.errors import MammogramReadError
 from monai_glam.data.image_reader import load_mammogram
-from monai_glam.data.meta import FILENAME, parse_horizontal_flip
+from monai_glam.data.meta import parse_horizontal_flip
 from monai_glam.transforms.array import (
     PAPER_WINDOW_SIZE,
     BestCenterWindow,
@@ -27,17 +27,32 @@ from monai_glam.transforms.array import (
     RandBestCenterWindow,
     StandardizeIntensity,
 )
+from monai_glam.utils.enums import BatchKeys, MetaKeys
 
 __all__ = [
+    "MASK_MISSING",
+    "BestCenterWindowD",
+    "BestCenterWindowDict",
     "BestCenterWindowd",
+    "BreastCropD",
+    "BreastCropDict",
     "BreastCropd",
+    "LoadMammogramD",
+    "LoadMammogramDict",
     "LoadMammogramd",
+    "OrientToRightD",
+    "OrientToRightDict",
     "OrientToRightd",
+    "RandBestCenterWindowD",
+    "RandBestCenterWindowDict",
     "RandBestCenterWindowd",
+    "StandardizeIntensityD",
+    "StandardizeIntensityDict",
     "StandardizeIntensityd",
 ]
 
-MASK_MISSING = "mask_missing"
+#: Alias of :attr:`MetaKeys.MASK_MISSING` (a plain ``str``), kept for existing imports.
+MASK_MISSING: str = MetaKeys.MASK_MISSING.value
 
 
 class LoadMammogramd(MapTransform):
@@ -60,13 +75,15 @@ class LoadMammogramd(MapTransform):
         MammogramReadError: unreadable file, or a mask whose shape differs from the image's.
     """
 
+    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH]
+
     def __init__(
         self,
         keys: KeysCollection,
         mask_keys: KeysCollection = (),
-        laterality_key: str = "laterality",
-        view_key: str = "view",
-        horizontal_flip_key: str = "horizontal_flip",
+        laterality_key: str = MetaKeys.LATERALITY,
+        view_key: str = MetaKeys.VIEW,
+        horizontal_flip_key: str = MetaKeys.HORIZONTAL_FLIP,
         fill_missing_masks: bool = False,
         allow_missing_keys: bool = False,
     ) -> None:
@@ -94,7 +111,7 @@ class LoadMammogramd(MapTransform):
                 if key in self.mask_keys and self.fill_missing_masks:
                     missing_masks.append(key)
                 elif not self.allow_missing_keys:
-                    raise KeyError(f"item has no {key!r} (item keys: {sorted(map(str, d))})")
+                    raise KeyError(f"item has no {str(key)!r} (item keys: {sorted(map(str, d))})")
                 continue
             image = load_mammogram(value, laterality=laterality, view=view, horizontal_flip=mirrored)
             d[key] = (image > 0).to(torch.float32) if key in self.mask_keys else image
@@ -104,16 +121,16 @@ class LoadMammogramd(MapTransform):
             mask = d.get(key)
             if key in missing_masks:
                 if reference is None:
-                    raise ValueError(f"cannot create an empty {key!r}: the item has no loaded image")
+                    raise ValueError(f"cannot create an empty {str(key)!r}: the item has no loaded image")
                 empty = MetaTensor(torch.zeros_like(reference.as_tensor()))
                 empty.copy_meta_from(reference)
                 empty.meta[MASK_MISSING] = True
                 d[key] = empty
             elif isinstance(mask, MetaTensor) and reference is not None and mask.shape != reference.shape:
                 raise MammogramReadError(
-                    mask.meta.get(FILENAME, key),
+                    mask.meta.get(MetaKeys.FILENAME, key),
                     f"mask shape {tuple(mask.shape[1:])} differs from the image's {tuple(reference.shape[1:])}"
-                    f" ({reference.meta.get(FILENAME, 'image')})",
+                    f" ({reference.meta.get(MetaKeys.FILENAME, 'image')})",
                 )
         return d
 
@@ -122,6 +139,7 @@ class _SourceMapTransform(MapTransform, InvertibleTransform):
     """Shared inverse for the dictionary transforms that wrap one invertible array transform in ``self.inner``."""
 
     inner: InvertibleTransform
+    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH]
 
     def __init__(self, keys: KeysCollection, source_key: str, allow_missing_keys: bool) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
@@ -129,7 +147,7 @@ class _SourceMapTransform(MapTransform, InvertibleTransform):
 
     def _source(self, d: Mapping[Hashable, Any]) -> Any:
         if self.source_key not in d:
-            raise KeyError(f"source_key {self.source_key!r} is not in the item (keys: {sorted(map(str, d))})")
+            raise KeyError(f"source_key {str(self.source_key)!r} is not in the item (keys: {sorted(map(str, d))})")
         return d[self.source_key]
 
     def inverse(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
@@ -155,7 +173,7 @@ class BreastCropd(_SourceMapTransform):
     def __init__(
         self,
         keys: KeysCollection,
-        source_key: str = "image",
+        source_key: str = BatchKeys.IMAGE,
         erosion_iterations: int = 100,
         buffer: int = 50,
         laterality: str | None = None,
@@ -167,9 +185,9 @@ class BreastCropd(_SourceMapTransform):
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
-        box, region, facing_right = self.cropper.compute_box(self._source(d))
+        geometry, facing_right = self.cropper.compute_geometry(self._source(d))
         for key in self.key_iterator(d):
-            d[key] = self.cropper.crop(d[key], box, region, facing_right)
+            d[key] = self.cropper.crop(d[key], geometry, facing_right)
         return d
 
 
@@ -187,7 +205,7 @@ class OrientToRightd(_SourceMapTransform):
     def __init__(
         self,
         keys: KeysCollection,
-        source_key: str = "image",
+        source_key: str = BatchKeys.IMAGE,
         laterality: str | None = None,
         horizontal_flip: bool | None = None,
         allow_missing_keys: bool = False,
@@ -217,7 +235,7 @@ class BestCenterWindowd(_SourceMapTransform):
     def __init__(
         self,
         keys: KeysCollection,
-        source_key: str = "image",
+        source_key: str = BatchKeys.IMAGE,
         spatial_size: Sequence[int] = PAPER_WINDOW_SIZE,
         view: str | None = None,
         allow_missing_keys: bool = False,
@@ -252,7 +270,7 @@ class RandBestCenterWindowd(RandomizableTransform, _SourceMapTransform):
     def __init__(
         self,
         keys: KeysCollection,
-        source_key: str = "image",
+        source_key: str = BatchKeys.IMAGE,
         spatial_size: Sequence[int] = PAPER_WINDOW_SIZE,
         max_crop_noise: Sequence[int] = (100, 100),
         max_crop_size_noise: int = 100,
@@ -302,6 +320,8 @@ class StandardizeIntensityd(MapTransform):
         allow_missing_keys: skip absent keys.
     """
 
+    backend: ClassVar[list[TransformBackends]] = StandardizeIntensity.backend
+
     def __init__(
         self, keys: KeysCollection, eps: float = 1e-5, channel_wise: bool = False, allow_missing_keys: bool = False
     ) -> None:
@@ -313,3 +333,11 @@ class StandardizeIntensityd(MapTransform):
         for key in self.key_iterator(d):
             d[key] = self.standardizer(d[key])
         return d
+
+
+LoadMammogramD = LoadMammogramDict = LoadMammogramd
+BreastCropD = BreastCropDict = BreastCropd
+OrientToRightD = OrientToRightDict = OrientToRightd
+BestCenterWindowD = BestCenterWindowDict = BestCenterWindowd
+RandBestCenterWindowD = RandBestCenterWindowDict = RandBestCenterWindowd
+StandardizeIntensityD = StandardizeIntensityDict = StandardizeIntensityd

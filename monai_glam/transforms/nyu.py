@@ -1,8 +1,9 @@
-"""The published NYU/GLAM preprocessing (spec §5) in one call, and the equivalent dictionary-transform chain.
+"""The published NYU/GLAM preprocessing in one call, and the equivalent dictionary-transform chain.
 
-``nyu_preprocess`` reproduces the inputs the published GLAM weights were trained on: crop to the breast, mirror
-to face right, cut the best-center window, standardize. It runs the same array transforms that
-``nyu_preprocessing_transforms`` chains for datasets, so the two cannot drift apart.
+``nyu_preprocess`` reproduces the inputs the published GLAM weights were trained on: crop the raw mammogram to
+the breast, mirror it to face right, cut the best-center window (2944x1920 in the paper), standardize. It runs
+the same array transforms that ``nyu_preprocessing_transforms`` chains for datasets, so the two cannot drift
+apart.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from monai.transforms import (
     RandScaleIntensityd,
     RandShiftIntensityd,
 )
-from monai.utils import ensure_tuple
+from monai.utils import convert_to_numpy, ensure_tuple
 
-from monai_glam.data.meta import HORIZONTAL_FLIP, LATERALITY, VIEW, normalize_laterality, normalize_view
+from monai_glam.data.meta import normalize_laterality, normalize_view
 from monai_glam.data.meta import parse_horizontal_flip as _parse_flip
 from monai_glam.transforms.array import (
     BEST_CENTER,
@@ -42,6 +43,7 @@ from monai_glam.transforms.dictionary import (
     RandBestCenterWindowd,
     StandardizeIntensityd,
 )
+from monai_glam.utils.enums import BatchKeys, MetaKeys
 
 __all__ = ["nyu_preprocess", "nyu_preprocessing_transforms"]
 
@@ -92,7 +94,11 @@ def nyu_preprocess(
     if not np.isfinite(values).all():
         raise ValueError("image contains NaN or infinite values")
     side, code = _split_view(view, laterality)
-    meta = {LATERALITY: side, VIEW: code, HORIZONTAL_FLIP: _parse_flip(horizontal_flip)}
+    meta = {
+        MetaKeys.LATERALITY.value: side,
+        MetaKeys.VIEW.value: code,
+        MetaKeys.HORIZONTAL_FLIP.value: _parse_flip(horizontal_flip),
+    }
     current = MetaTensor(values[None], meta=meta)
     for transform in (
         BreastCrop(erosion_iterations, buffer),
@@ -107,11 +113,11 @@ def nyu_preprocess(
         FLIPPED: bool(current.meta[FLIPPED]),
     }
     window = StandardizeIntensity()(current)
-    return window[0].detach().cpu().numpy().astype(np.float32), info
+    return convert_to_numpy(window[0], dtype=np.float32), info
 
 
 def nyu_preprocessing_transforms(
-    image_key: str = "image",
+    image_key: str = BatchKeys.IMAGE,
     mask_keys: Sequence[str] | str = (),
     spatial_size: Sequence[int] = PAPER_WINDOW_SIZE,
     erosion_iterations: int = 100,

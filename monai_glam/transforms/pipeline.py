@@ -6,8 +6,10 @@ from collections.abc import Sequence
 
 from monai.transforms import Compose
 
-from monai_glam.transforms.nyu import PAPER_WINDOW_SIZE, nyu_preprocessing_transforms
-from monai_glam.transforms.targets import DEFAULT_MASK_KEYS, GLAMTargetsd
+from monai_glam.transforms.array import PAPER_WINDOW_SIZE
+from monai_glam.transforms.nyu import nyu_preprocessing_transforms
+from monai_glam.transforms.targets import GLAMTargetsd
+from monai_glam.utils.enums import DEFAULT_MASK_KEYS, BatchKeys
 
 __all__ = ["glam_transforms", "scaled_crop_parameters"]
 
@@ -49,7 +51,7 @@ def glam_transforms(
     """
     default_erosion, default_buffer = scaled_crop_parameters(spatial_size)
     chain = nyu_preprocessing_transforms(
-        image_key="image",
+        image_key=BatchKeys.IMAGE,
         mask_keys=tuple(mask_keys),
         spatial_size=spatial_size,
         erosion_iterations=default_erosion if erosion_iterations is None else erosion_iterations,
@@ -59,4 +61,4 @@ def glam_transforms(
     )
     if not with_targets:
         return chain
-    return Compose([*chain.transforms, GLAMTargetsd("label", mask_keys=mask_keys, image_key="image")])
+    return Compose([*chain.transforms, GLAMTargetsd(BatchKeys.LABEL, mask_keys=mask_keys, image_key=BatchKeys.IMAGE)])

@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
+from monai.utils import TransformBackends, convert_to_tensor
 
-from monai_glam.transforms.dictionary import MASK_MISSING
+from monai_glam.utils.enums import DEFAULT_MASK_KEYS, BatchKeys, MetaKeys
 
-__all__ = ["DEFAULT_MASK_KEYS", "GLAMTargetsd"]
-
-#: Datalist keys of the per-class lesion masks, in channel order (benign, malignant).
-DEFAULT_MASK_KEYS: tuple[str, ...] = ("mask_benign", "mask_malignant")
+__all__ = ["DEFAULT_MASK_KEYS", "GLAMTargetsD", "GLAMTargetsDict", "GLAMTargetsd"]
 
 
 class GLAMTargetsd(MapTransform):
     """Build ``label`` ``(C,)``, ``mask`` ``(C, H, W)`` and ``mask_available`` ``(C,)`` from an item.
+
+    ``DEFAULT_MASK_KEYS`` (re-exported here from :mod:`monai_glam.utils.enums`) are the datalist's per-class mask
+    keys in channel order, ``("mask_benign", "mask_malignant")``.
 
     - ``label``: the datalist's ``[benign, malignant]`` list as a float tensor (required: weak supervision
       needs image-level labels).
@@ -39,13 +40,15 @@ class GLAMTargetsd(MapTransform):
         ValueError: when the label has the wrong length or a mask's size differs from the image's.
     """
 
+    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH]
+
     def __init__(
         self,
-        keys: KeysCollection = "label",
+        keys: KeysCollection = BatchKeys.LABEL,
         mask_keys: Sequence[str] = DEFAULT_MASK_KEYS,
-        image_key: str = "image",
-        mask_key: str = "mask",
-        mask_available_key: str = "mask_available",
+        image_key: str = BatchKeys.IMAGE,
+        mask_key: str = BatchKeys.MASK,
+        mask_available_key: str = BatchKeys.MASK_AVAILABLE,
     ) -> None:
         super().__init__(keys)
         self.mask_keys = tuple(mask_keys)
@@ -56,12 +59,12 @@ class GLAMTargetsd(MapTransform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         image = d[self.image_key]
-        source = image.meta.get("filename_or_obj") if isinstance(image, MetaTensor) else None
+        source = image.meta.get(MetaKeys.FILENAME) if isinstance(image, MetaTensor) else None
         where = f" ({source})" if source else ""
         for key in self.keys:
             if d.get(key) is None:
-                raise KeyError(f"item{where} has no {key!r}: image-level labels are required.")
-            label = torch.as_tensor(d[key], dtype=torch.float32).reshape(-1)
+                raise KeyError(f"item{where} has no {str(key)!r}: image-level labels are required.")
+            label = convert_to_tensor(d[key], dtype=torch.float32, track_meta=False, wrap_sequence=True).reshape(-1)
             if label.numel() != len(self.mask_keys):
                 raise ValueError(f"{key}{where} has {label.numel()} entries, expected {len(self.mask_keys)}.")
             d[key] = label
@@ -75,9 +78,12 @@ class GLAMTargetsd(MapTransform):
                 continue
             if tuple(mask.shape[-2:]) != spatial:
                 raise ValueError(f"{key}{where} is {tuple(mask.shape[-2:])}, the image is {spatial}.")
-            filled_in = isinstance(mask, MetaTensor) and bool(mask.meta.get(MASK_MISSING, False))
+            filled_in = isinstance(mask, MetaTensor) and bool(mask.meta.get(MetaKeys.MASK_MISSING, False))
             masks.append(torch.as_tensor(mask).reshape(spatial).float())
             available.append(0.0 if filled_in else 1.0)
         d[self.mask_key] = torch.stack(masks)
         d[self.mask_available_key] = torch.tensor(available)
         return d
+
+
+GLAMTargetsD = GLAMTargetsDict = GLAMTargetsd

@@ -1,8 +1,39 @@
-"""Shared utilities."""
+"""Shared utilities: names (enums), devices, torch.distributed helpers and atomic file output."""
 
 from __future__ import annotations
 
-from monai_glam.utils.distributed import is_main_process, rank_and_world_size
-from monai_glam.utils.enums import GLAMKeys
+from monai_glam.utils.atomic import atomic_output_path, atomic_write_text
+from monai_glam.utils.device import resolve_device, resolve_process_device
+from monai_glam.utils.distributed import (
+    destroy_distributed,
+    init_distributed_from_env,
+    is_main_process,
+    rank_and_world_size,
+)
+from monai_glam.utils.enums import (
+    CLASS_NAMES,
+    DEFAULT_MASK_KEYS,
+    BatchKeys,
+    GLAMKeys,
+    LossTermKeys,
+    MetaKeys,
+    mask_keys_for,
+)
 
-__all__ = ["GLAMKeys", "is_main_process", "rank_and_world_size"]
+__all__ = [
+    "CLASS_NAMES",
+    "DEFAULT_MASK_KEYS",
+    "BatchKeys",
+    "GLAMKeys",
+    "LossTermKeys",
+    "MetaKeys",
+    "atomic_output_path",
+    "atomic_write_text",
+    "destroy_distributed",
+    "init_distributed_from_env",
+    "is_main_process",
+    "mask_keys_for",
+    "rank_and_world_size",
+    "resolve_device",
+    "resolve_process_device",
+]

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from monai_glam.data.atomic_io import atomic_write_text
+from monai_glam.utils.atomic import atomic_write_text
 
 __all__ = ["ITEM_ERRORS", "FailureLog", "ItemFailure", "describe_error"]
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from monai_glam.data.atomic_io import atomic_output_path
 from monai_glam.data.image_writer import write_png
+from monai_glam.utils.atomic import atomic_output_path
 
 __all__ = ["MAP_FORMATS", "map_to_uint16", "write_class_maps", "write_nifti"]
 

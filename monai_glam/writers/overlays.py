@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from monai_glam.data.atomic_io import atomic_output_path
+from monai_glam.utils.atomic import atomic_output_path
 from monai_glam.visualize import render_saliency_panel
 
 __all__ = ["panel_to_uint8", "write_overlay"]

@@ -23,10 +23,10 @@ from typing import Any
 import torch
 from monai.data import MetaTensor
 
-from monai_glam.data.atomic_io import atomic_write_text
 from monai_glam.data.meta import LATERALITY, SPACING, VIEW
 from monai_glam.inferers import threshold_saliency
 from monai_glam.transforms.dictionary import MASK_MISSING
+from monai_glam.utils.atomic import atomic_write_text
 from monai_glam.writers.failures import FailureLog
 from monai_glam.writers.geometry import OriginalGeometryInverter
 from monai_glam.writers.maps import write_class_maps

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from monai_glam.data.atomic_io import atomic_write_text
+from monai_glam.utils.atomic import atomic_write_text
 
 __all__ = [
     "CLASS_NAMES",

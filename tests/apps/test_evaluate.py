@@ -10,6 +10,7 @@ import pytest
 
 from monai_glam.apps import evaluate
 from monai_glam.data import load_mammogram, read_datalist
+from monai_glam.engines import downsample_maps, evaluate_predictions
 from monai_glam.metrics import roc_auc
 from monai_glam.writers import ImagePrediction, read_predictions, write_class_maps, write_prediction_tables
 from tests.writers.synthetic_run import make_checkpoint, make_dataset, run_cli, run_command
@@ -53,7 +54,7 @@ def _perfect_predictions(items: list[dict], folder: Path) -> Path:
 def test_perfect_predictions_score_one(dataset: Path, tmp_path: Path) -> None:
     items = read_datalist(dataset, "training") + read_datalist(dataset, "test")
     folder = _perfect_predictions(items, tmp_path / "predictions")
-    report, paths = evaluate.evaluate_predictions(folder, tmp_path / "report", num_bootstrap=100)
+    report, paths = evaluate_predictions(folder, tmp_path / "report", num_bootstrap=100)
     assert {p.name for p in paths.values()} == {
         "report.json",
         "report.md",
@@ -74,7 +75,7 @@ def test_perfect_predictions_score_one(dataset: Path, tmp_path: Path) -> None:
     assert report["num_breasts"] == len(items) // 2
     assert report["inputs"]["num_localization_images"] == len(items)
     # Block-averaged maps and block-max masks still overlap almost perfectly.
-    coarse, _ = evaluate.evaluate_predictions(folder, tmp_path / "coarse", downsample=2, num_bootstrap=10)
+    coarse, _ = evaluate_predictions(folder, tmp_path / "coarse", downsample=2, num_bootstrap=10)
     malignant = coarse["segmentation"]["malignant"]
     assert malignant["dice"] is None or malignant["dice"] > 0.6
 
@@ -121,7 +122,7 @@ def test_network_frame_evaluation(dataset: Path, checkpoint: Path, tmp_path: Pat
     ],
 )
 def test_downsample_maps(values: list, factor: int, reduce: str, expected: list) -> None:
-    out = evaluate.downsample_maps(np.asarray([values]), factor, reduce)
+    out = downsample_maps(np.asarray([values]), factor, reduce)
     assert out.tolist() == [expected]
 
 

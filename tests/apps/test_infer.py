@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from monai_glam.apps import infer
-from monai_glam.apps.model_io import load_model
 from monai_glam.data import load_mammogram, read_datalist, write_datalist, write_png
+from monai_glam.engines import aligned_overlap, build_inference_transforms
+from monai_glam.networks.io import load_model
 from monai_glam.writers import read_predictions
 from tests.writers.synthetic_run import make_checkpoint, make_dataset, run_cli, run_command
 
@@ -51,7 +52,7 @@ def test_infer_writes_scores_maps_masks_and_overlays(dataset: Path, checkpoint: 
     assert json.loads((out / "failures.json").read_text()) == []
     # The CSV holds exactly what the network gives on the preprocessed window.
     model = load_model(checkpoint)
-    chain = infer.build_inference_transforms((128, 96), 9, 4)
+    chain = build_inference_transforms((128, 96), 9, 4)
     for item, prediction in zip(items, predictions, strict=True):
         assert prediction.label == tuple(item["label"]) and prediction.laterality == item["laterality"]
         with torch.no_grad():
@@ -135,7 +136,7 @@ def test_infer_on_image_files_with_a_sliding_window(dataset: Path, checkpoint: P
     ],
 )
 def test_aligned_overlap_gives_steps_on_multiples_of_16(roi: tuple, overlap: float, expected_steps: tuple) -> None:
-    overlaps = infer.aligned_overlap(roi, overlap)
+    overlaps = aligned_overlap(roi, overlap)
     steps = tuple(int(r * (1 - o)) for r, o in zip(roi, overlaps, strict=True))
     assert steps == expected_steps
 
@@ -143,7 +144,7 @@ def test_aligned_overlap_gives_steps_on_multiples_of_16(roi: tuple, overlap: flo
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--checkpoint", "missing.pt"], "missing.pt: no such checkpoint"),
+        (["--checkpoint", "missing.pt"], "missing.pt.*no such checkpoint"),
         (["--thresholds", "0.5", "1.5"], r"--thresholds must be two numbers in \[0, 1\]"),
         (["--sliding-window", "--window", "130", "96"], "must be a multiple of 16"),
         (["--overlap", "1.0", "--sliding-window"], r"overlap must be in \[0, 1\)"),

@@ -6,10 +6,9 @@ import pytest
 import torch
 
 from monai_glam.apps.cli import main
-from monai_glam.apps.model_io import read_model_config
 from monai_glam.data import write_synthetic_dataset
-from monai_glam.engines import load_glam_weights
-from monai_glam.networks import GLAM
+from monai_glam.networks import GLAM, load_glam_weights
+from monai_glam.networks.io import read_model_config
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +63,7 @@ def test_train_help(capsys):
     assert "--stage {global,local,joint}" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # torchrun / a subprocess bundle run: tens of seconds on 2 cores
 def test_train_under_torchrun_writes_from_rank_zero_only(tmp_path, datalist):
     import os
     import subprocess

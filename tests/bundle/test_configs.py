@@ -121,7 +121,7 @@ def test_verify_metadata_rejects_missing_field(shared_dir, tmp_path):
 
 def test_metadata_describes_every_network_output():
     """Each output of the default ``network_def`` has an entry whose channels, spatial shape and dtype match."""
-    from monai_glam.apps.bundle_support import glam_network, preset_window
+    from monai_glam.networks import glam_network, preset_window
 
     meta = _load("metadata.json")
     train = _load("train.json")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from monai_glam.apps.bundle_support import glam_network
+from monai_glam.networks import glam_network
 from monai_glam.utils.enums import GLAMKeys
 from tests.bundle.conftest import BUNDLE_DIR, CONFIG_WARNING, CONFIGS
 
@@ -75,6 +75,7 @@ def test_ckpt_export_reproduces_eager_outputs(trained_bundle, tmp_path, output_k
     assert json.loads(extra["inference.json"]) == json.loads(Path(INFER).read_text())  # MONAI stores the file as is
 
 
+@pytest.mark.slow  # torchrun / a subprocess bundle run: tens of seconds on 2 cores
 def test_cli_verify_net_in_out_as_documented():
     """The README's command line (fire parses ``--network_def#output_key``)."""
     command = [

@@ -6,11 +6,13 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from tests.bundle.conftest import BUNDLE_DIR
 
 
+@pytest.mark.slow  # torchrun / a subprocess bundle run: tens of seconds on 2 cores
 def test_torchrun_two_processes(synthetic_dir, tmp_path):
     root = tmp_path / "bundle"
     root.mkdir()

@@ -156,7 +156,7 @@ def test_inference_masks_follow_thresholds(trained_bundle, synthetic_dir, tmp_pa
             output_dir=str(out),
             thresholds=[threshold, threshold],
             split="validation",
-            **{"handlers#2#overlays": False, "handlers#2#formats": ["nifti"]},
+            **{"prediction_writer#overlays": False, "prediction_writer#formats": ["nifti"]},
         )
         workflow.run()
         workflow.finalize()

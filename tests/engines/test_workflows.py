@@ -5,8 +5,8 @@ import torch
 from ignite.engine import Events
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from monai_glam.engines import create_glam_training, create_loader, load_glam_weights
-from monai_glam.networks import GLAM
+from monai_glam.engines import create_glam_training, create_loader
+from monai_glam.networks import GLAM, load_glam_weights
 from tests.engines.synthetic_task import TINY_GLAM, make_dataset
 
 

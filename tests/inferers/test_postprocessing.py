@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from monai_glam.inferers import ThresholdSaliency, ThresholdSaliencyd, select_dice_thresholds, threshold_saliency
+from monai_glam.inferers import ThresholdSaliency, ThresholdSaliencyd, threshold_saliency
+from monai_glam.metrics import select_dice_thresholds
 
 MAP = np.array([[[0.2, 0.5], [0.7, 0.9]], [[0.2, 0.5], [0.7, 0.9]]], dtype=np.float32)  # (2, 2, 2)
 

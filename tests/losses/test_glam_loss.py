@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from monai_glam.losses import GLAMLoss, GLAMLossTerms
+from monai_glam.utils.enums import LossTermKeys
 
 
 def _pred(prob_global, prob_local, saliency_value=0.25, patch_value=0.5):
@@ -27,16 +28,16 @@ def test_terms_match_hand_computation():
     terms = GLAMLoss().terms(pred, target)
     expected_global = ((_bce(0.9, 1) + _bce(0.2, 0)) + (_bce(0.4, 0) + _bce(0.7, 1))) / 2
     expected_local = ((_bce(0.6, 1) + _bce(0.5, 0)) + (_bce(0.3, 0) + _bce(0.8, 1))) / 2
-    assert terms[GLAMLossTerms.BCE_GLOBAL].item() == pytest.approx(expected_global, rel=1e-5)
-    assert terms[GLAMLossTerms.BCE_LOCAL].item() == pytest.approx(expected_local, rel=1e-5)
-    assert terms[GLAMLossTerms.SPARSITY_GLOBAL].item() == pytest.approx(2 * 0.25)  # Σ over 2 classes
-    assert terms[GLAMLossTerms.SPARSITY_LOCAL].item() == pytest.approx(2 * 0.5)
+    assert terms[LossTermKeys.BCE_GLOBAL].item() == pytest.approx(expected_global, rel=1e-5)
+    assert terms[LossTermKeys.BCE_LOCAL].item() == pytest.approx(expected_local, rel=1e-5)
+    assert terms[LossTermKeys.SPARSITY_GLOBAL].item() == pytest.approx(2 * 0.25)  # Σ over 2 classes
+    assert terms[LossTermKeys.SPARSITY_LOCAL].item() == pytest.approx(2 * 0.5)
 
 
 @pytest.mark.parametrize(
     ("weights", "expected_terms"),
     [
-        ({}, set(GLAMLossTerms.ALL)),
+        ({}, set(LossTermKeys)),
         ({"local_bce_weight": 0.0, "local_sparsity_weight": 0.0}, {"bce_global", "sparsity_global"}),
         ({"global_bce_weight": 0.0, "global_sparsity_weight": 0.0}, {"bce_local", "sparsity_local"}),
     ],
@@ -49,6 +50,44 @@ def test_weighted_sum_and_zero_weight_terms(weights, expected_terms):
     assert set(terms) == expected_terms
     expected = sum(loss.weights[name] * value for name, value in terms.items())
     assert loss(pred, target).item() == pytest.approx(float(expected), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
+        {"label": torch.tensor([[1.0, 0.0], [0.0, 1.0]])},
+        {
+            "label": torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
+            "mask": torch.ones(2, 2, 8, 8),  # masks never enter the loss
+            "mask_available": torch.tensor([[1.0, 0.0], [0.0, 0.0]]),
+        },
+    ],
+    ids=["tensor", "label dict", "label dict with masks"],
+)
+def test_label_dict_target_equals_the_label_tensor(target):
+    loss = GLAMLoss()
+    pred = _pred([[0.9, 0.2], [0.4, 0.7]], [[0.6, 0.5], [0.3, 0.8]])
+    reference = loss.terms(pred, torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+    terms = loss.terms(pred, target)
+    assert list(terms) == list(LossTermKeys)
+    for name, value in reference.items():
+        assert terms[name].item() == value.item()
+    assert loss(pred, target).item() == pytest.approx(loss.combine(reference).item())
+
+
+def test_label_dict_without_labels_is_an_error_unless_no_bce_term_needs_it():
+    pred = _pred([[0.9, 0.2], [0.4, 0.7]], [[0.6, 0.5], [0.3, 0.8]])
+    with pytest.raises(ValueError, match="no 'label' entry"):
+        GLAMLoss()(pred, {"mask": torch.zeros(2, 2, 4, 4)})
+    sparsity_only = GLAMLoss(global_bce_weight=0, local_bce_weight=0)
+    assert sparsity_only(pred, {"mask": torch.zeros(2, 2, 4, 4)}).item() == pytest.approx(0.05 * 0.5 + 0.05 * 1.0)
+
+
+def test_glam_loss_terms_alias_matches_loss_term_keys():
+    assert tuple(LossTermKeys) == GLAMLossTerms.ALL
+    assert GLAMLossTerms.BCE_GLOBAL is LossTermKeys.BCE_GLOBAL
+    assert GLAMLossTerms.SPARSITY_LOCAL == "sparsity_local"
 
 
 def test_global_only_prediction_is_enough_without_local_terms():

@@ -88,11 +88,12 @@ def test_best_center_window_and_inverse(index: int, window: tuple[int, int]) -> 
     # What lies inside the image is copied, what lies outside is zero.
     inside = oriented.numpy()[:, max(top, 0) : min(bottom, height), max(left, 0) : min(right, width)]
     assert float(out.sum()) == pytest.approx(float(inside.sum()))
-    # The window's right edge sits at the breast region's right-most column (the published offset leaves that
-    # column just outside), shifted inside the image; a narrower image is padded on the right.
-    rightmost = oriented.meta["breast_box"][3] - 1
+    # The published anchor: center column = right-most point - w // 2 - 1, so the window (even w) ends one column
+    # before the right-most point, shifted inside the image; a narrower image is padded on the right.
+    rightmost = oriented.meta["rightmost_point"][1]
+    assert out.meta["best_center"][1] == rightmost - window[1] // 2 - 1
     if width >= window[1]:
-        assert right == min(max(rightmost, window[1]), width)
+        assert right == min(max(rightmost - 1, window[1]), width)
     else:
         assert (left, right) == (0, window[1])
     restored = windower.inverse(out)
@@ -100,6 +101,40 @@ def test_best_center_window_and_inverse(index: int, window: tuple[int, int]) -> 
     np.testing.assert_array_equal(
         restored.numpy()[:, max(top, 0) : min(bottom, height), max(left, 0) : min(right, width)], inside
     )
+
+
+def test_anchor_points_follow_the_published_convention() -> None:
+    left_view = raw_image(0)  # an L-CC view: the breast points right
+    right_view = MetaTensor(left_view.as_tensor().flip(-1), meta={**left_view.meta, "laterality": "R"})
+    cropper = BreastCrop(erosion_iterations=8, buffer=5)
+    left_crop, right_crop = cropper(left_view), cropper(right_view)
+    np.testing.assert_array_equal(right_crop.numpy(), left_crop.numpy()[:, :, ::-1])  # the same breast, mirrored
+    # Recorded in the right-facing frame; the R view's right-most column is one larger (the published reflection
+    # is W - first column, not W - 1 - first column), the rows are the same.
+    assert right_crop.meta["rightmost_point"][1] == left_crop.meta["rightmost_point"][1] + 1
+    assert right_crop.meta["rightmost_point"][0] == left_crop.meta["rightmost_point"][0]
+    assert right_crop.meta["bottommost_point"][0] == left_crop.meta["bottommost_point"][0]
+    # OrientToRight keeps them (they already describe the right-facing frame) ...
+    assert OrientToRight()(right_crop).meta["rightmost_point"] == right_crop.meta["rightmost_point"]
+    # ... unless it is told to mirror a crop that already points right.
+    forced = OrientToRight(laterality="R")(left_crop)
+    assert forced.meta["flipped"] is True and "rightmost_point" not in forced.meta
+    # Hence the L view's window is one column left of the mirrored R view's.
+    left_center = BestCenterWindow((128, 80))(OrientToRight()(left_crop)).meta["best_center"]
+    right_center = BestCenterWindow((128, 80))(OrientToRight()(right_crop)).meta["best_center"]
+    assert right_center[1] == left_center[1] + 1
+
+
+@pytest.mark.parametrize("flipped", [False, True])
+def test_best_center_window_without_crop_points_uses_the_pixels(flipped: bool) -> None:
+    oriented = OrientToRight()(BreastCrop(erosion_iterations=8, buffer=5)(raw_image(0)))
+    plain = MetaTensor(oriented.as_tensor().clone(), meta={"view": "CC", "flipped": flipped})
+    breast = plain[0].numpy() > 0
+    height = breast.shape[0]
+    last_column = np.flatnonzero(breast[height // 3 :].any(axis=0))[-1]
+    # A mirrored image gets the published R-view convention: one column more.
+    rightmost = last_column + 1 if flipped else last_column
+    assert BestCenterWindow((128, 80))(plain).meta["best_center"][1] == rightmost - 40 - 1
 
 
 def test_best_center_window_rejects_empty_images() -> None:

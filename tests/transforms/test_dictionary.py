@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import torch
 from monai.transforms import Invertd
+from monai.utils import TransformBackends
 from PIL import Image
 
+import monai_glam.transforms as glam_transforms
 from monai_glam.data import MammogramReadError, SyntheticMammogramGenerator, read_datalist, write_png
 from monai_glam.data.synthetic import write_synthetic_dataset
 from monai_glam.transforms import LoadMammogramd, nyu_preprocess, nyu_preprocessing_transforms
@@ -114,3 +116,23 @@ def test_load_mammogramd_fills_missing_masks_and_checks_shapes(tmp_path: Path) -
 def test_factory_validates_probabilities() -> None:
     with pytest.raises(ValueError, match="affine_prob"):
         nyu_preprocessing_transforms(augment=True, affine_prob=2.0)
+
+
+NAMES = (
+    "LoadMammogram",
+    "BreastCrop",
+    "OrientToRight",
+    "BestCenterWindow",
+    "RandBestCenterWindow",
+    "StandardizeIntensity",
+)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_monai_style_aliases_and_backends(name: str) -> None:
+    dictionary = getattr(glam_transforms, f"{name}d")
+    assert getattr(glam_transforms, f"{name}D") is dictionary and getattr(glam_transforms, f"{name}Dict") is dictionary
+    assert {f"{name}d", f"{name}D", f"{name}Dict", name} <= set(glam_transforms.__all__)
+    assert dictionary.backend == getattr(glam_transforms, name).backend == [TransformBackends.TORCH]
+    assert glam_transforms.GLAMTargetsD is glam_transforms.GLAMTargetsDict is glam_transforms.GLAMTargetsd
+    assert glam_transforms.GLAMTargetsd.backend == [TransformBackends.TORCH]

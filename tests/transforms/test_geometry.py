@@ -9,8 +9,10 @@ from scipy import ndimage
 from monai_glam.transforms import (
     best_center,
     breast_crop_box,
+    breast_crop_geometry,
     breast_region_box,
     erode_diamond,
+    extreme_points,
     raw_facing_right,
     window_box,
 )
@@ -81,31 +83,97 @@ def test_raw_facing_right_falls_back_to_the_image() -> None:
         raw_facing_right("", False)
 
 
+def _published_crop_by_scipy(image: np.ndarray, facing_right: bool, radius: int, buffer: int) -> tuple:
+    """The published crop written out with plain scipy steps: window location, right-most and bottom-most points."""
+    eroded = ndimage.binary_erosion(image > 0, iterations=radius)
+    labels, _ = ndimage.label(eroded)
+    largest = labels == np.argmax(np.bincount(labels.ravel())[1:]) + 1
+    dilated = ndimage.binary_dilation(largest, iterations=radius)
+    rows, cols = np.flatnonzero(dilated.any(axis=1)), np.flatnonzero(dilated.any(axis=0))
+    top, bottom = max(rows[0] - buffer, 0), min(rows[-1] + 1 + buffer, image.shape[0])
+    left, right = cols[0], cols[-1] + 1
+    if facing_right:
+        right = min(right + buffer, image.shape[1])
+    else:
+        left = max(left - buffer, 0)
+    crop = dilated[top:bottom, left:right]
+    searched = crop[int(crop.shape[0] / 3) :]
+    found = np.flatnonzero(searched.any(axis=0))
+    rightmost_col = found[-1] if facing_right else crop.shape[1] - found[0]
+    bottom_cols = np.flatnonzero(dilated[rows[-1]])
+    bottommost_col = bottom_cols[0] - left if facing_right else right - bottom_cols[-1]
+    return (top, bottom, left, right), rightmost_col, (rows[-1] - top, bottommost_col)
+
+
+@pytest.mark.parametrize("facing_right", [True, False])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_breast_crop_geometry_matches_the_published_steps(facing_right: bool, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    image = _breast_with_marker()
+    image[rng.random(image.shape) > 0.998] = 0  # a few holes: the opening must be computed exactly
+    image[60:75, 50:62] = 900  # a bump, so the right-most point depends on the searched rows
+    image[20:30, :70] = 900  # a band in the top third reaching further right, which the search must ignore
+    if not facing_right:
+        image = image[:, ::-1].copy()
+    geometry = breast_crop_geometry(image, facing_right, erosion_iterations=4, buffer=3)
+    box, rightmost_col, bottommost = _published_crop_by_scipy(image, facing_right, radius=4, buffer=3)
+    assert geometry.window_location == box
+    assert geometry.region == breast_region_box(image, erosion_iterations=4)
+    assert geometry.rightmost_point[1] == rightmost_col
+    assert geometry.bottommost_point == bottommost
+
+
+def test_extreme_points_use_the_published_reflection() -> None:
+    mask = np.zeros((9, 12), dtype=bool)
+    mask[0:2, :11] = True  # top third (rows 0-2): ignored by the right-most search
+    mask[3:8, :7] = True
+    mask[8, 2:5] = True
+    # Pointing right: the last column of rows 3 and below (inclusive), the bottom row's first column.
+    assert extreme_points(mask, facing_right=True) == ((3, 6), (8, 2))
+    # The same breast pointing left: W - first column, one more than a true mirror (12 - 1 - 5 = 6).
+    assert extreme_points(mask[:, ::-1], facing_right=False) == ((3, 7), (8, 3))
+    with pytest.raises(ValueError, match="search_from"):
+        extreme_points(mask, True, search_from=1.0)
+    with pytest.raises(ValueError, match="right-most point"):
+        extreme_points(mask[:3], True, search_from=0.9)  # rows 2 and below: row 2 is empty
+
+
 def _best_row_by_brute_force(breast: np.ndarray, window: tuple[int, int], col: int) -> int:
-    height = breast.shape[0]
+    """The published CC search: rows whose window lies inside the image, counted over published columns."""
+    height, width = breast.shape
+    left = max(col - window[1] // 2, 0)  # a window reaching past column 0 is moved to start there
+    columns = breast[:, left : min(left + window[1], width)]
+    if height < window[0]:
+        return height // 2
     best, best_count = None, -1
-    for row in sorted(range(height), key=lambda r: (abs(r - height // 2), r)):
-        top, left = row - window[0] // 2, col - window[1] // 2
-        count = breast[max(top, 0) : max(top + window[0], 0), max(left, 0) : max(left + window[1], 0)].sum()
+    for row in sorted(
+        range(window[0] // 2, height - window[0] + window[0] // 2 + 1), key=lambda r: (abs(r - height // 2), r)
+    ):
+        count = columns[row - window[0] // 2 : row - window[0] // 2 + window[0]].sum()
         if count > best_count:
             best, best_count = row, count
     return best
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("window", [(10, 8), (31, 12), (80, 50)])
+@pytest.mark.parametrize("window", [(10, 8), (31, 12), (80, 50), (60, 30)])
 def test_cc_best_center_matches_brute_force(seed: int, window: tuple[int, int]) -> None:
     breast = np.random.default_rng(seed).random((60, 40)) > 0.6
     rightmost = int(np.flatnonzero(breast.any(axis=0))[-1])
     row, col = best_center(breast, "CC", window, rightmost, bottommost=59)
-    assert col == rightmost - window[1] // 2
+    assert col == rightmost - window[1] // 2 - 1
     assert row == _best_row_by_brute_force(breast, window, col)
 
 
 def test_mlo_best_center_is_anchored_bottom_right() -> None:
-    # The published offsets: 2944x1920 window, right-most column 955, bottom-most row 2599 -> (1126, -5).
+    # The published values of the reference R-MLO case: right-most 956, bottom-most 2599 -> (1126, -5).
     breast = np.ones((2650, 1006), dtype=bool)
-    assert best_center(breast, "MLO", (2944, 1920), rightmost=955, bottommost=2599) == (1126, -5)
+    assert best_center(breast, "MLO", (2944, 1920), rightmost=956, bottommost=2599) == (1126, -5)
+    # The row never anchors below the last breast row of the image's right-most w columns.
+    wide = np.zeros((100, 60), dtype=bool)
+    wide[:90, :20] = True
+    wide[:70, 20:50] = True
+    assert best_center(wide, "MLO", (40, 30), rightmost=49, bottommost=89) == (69 - 20 - 1, 49 - 15 - 1)
 
 
 @pytest.mark.parametrize(

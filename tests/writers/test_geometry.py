@@ -9,8 +9,8 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-from monai_glam.apps.infer import build_inference_transforms
 from monai_glam.data import SyntheticMammogramGenerator, load_mammogram, write_png
+from monai_glam.engines import build_inference_transforms
 from monai_glam.writers import OriginalGeometryInverter, write_class_maps
 
 CLASSES = ("benign", "malignant")

@@ -5,6 +5,16 @@ from __future__ import annotations
 from monai_glam.networks.nets.glam import GLAM, GLAMSingleOutput
 from monai_glam.networks.nets.global_network import GlobalNetwork, PreActResNet
 from monai_glam.networks.nets.local_network import LocalNetwork
-from monai_glam.networks.nets.presets import GLAM_PRESETS, glam_preset
+from monai_glam.networks.nets.presets import GLAM_PRESETS, glam_network, glam_preset, preset_window
 
-__all__ = ["GLAM", "GLAM_PRESETS", "GLAMSingleOutput", "GlobalNetwork", "LocalNetwork", "PreActResNet", "glam_preset"]
+__all__ = [
+    "GLAM",
+    "GLAM_PRESETS",
+    "GLAMSingleOutput",
+    "GlobalNetwork",
+    "LocalNetwork",
+    "PreActResNet",
+    "glam_network",
+    "glam_preset",
+    "preset_window",
+]

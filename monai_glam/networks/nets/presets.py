@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-__all__ = ["GLAM_PRESETS", "glam_preset"]
+from monai_glam.networks.nets.glam import GLAM, GLAMSingleOutput
+
+__all__ = ["GLAM_PRESETS", "glam_network", "glam_preset", "preset_window"]
 
 #: ``name -> {"window": (H, W), "glam": GLAM kwargs}``. ``paper`` is the published model; ``small`` and
 #: ``tiny`` keep its structure (5 pre-activation stages, a stride-1 local ResNet, one patch) at lower
@@ -45,3 +47,32 @@ def glam_preset(name: str) -> dict[str, Any]:
     if name not in GLAM_PRESETS:
         raise ValueError(f"unknown GLAM preset {name!r}; choose one of {sorted(GLAM_PRESETS)}.")
     return copy.deepcopy(GLAM_PRESETS[name])
+
+
+def glam_network(preset: str = "paper", output_key: str | None = None, **glam_kwargs: Any) -> GLAM:
+    """A :class:`GLAM` of a named preset (``paper``, ``small``, ``tiny``), with ``glam_kwargs`` overriding it.
+
+    Args:
+        preset: see :data:`GLAM_PRESETS`.
+        output_key: ``None`` for the dictionary-output GLAM; a :class:`~monai_glam.utils.GLAMKeys` name (e.g.
+            ``"saliency"``) for :class:`GLAMSingleOutput`, which returns that one tensor (bundle checks,
+            ONNX/TorchScript users that need a tensor). Both have the same state dict.
+        glam_kwargs: GLAM constructor arguments overriding the preset's.
+
+    Raises:
+        ValueError: for an unknown preset or ``output_key``, or invalid GLAM arguments.
+    """
+    kwargs = {**glam_preset(preset)["glam"], **glam_kwargs}
+    if output_key is None:
+        return GLAM(**kwargs)
+    return GLAMSingleOutput(output_key=str(output_key), **kwargs)
+
+
+def preset_window(preset: str = "paper") -> tuple[int, int]:
+    """The network input ``(H, W)`` of a preset (``paper``: 2944 x 1920).
+
+    Raises:
+        ValueError: for an unknown preset.
+    """
+    height, width = glam_preset(preset)["window"]
+    return int(height), int(width)

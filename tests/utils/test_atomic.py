@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 import stat
 
-from monai_glam.data.atomic_io import atomic_write_text
+from monai_glam.utils.atomic import atomic_write_text
 
 
 def test_atomic_write_gives_ordinary_permissions(tmp_path):

@@ -1,4 +1,4 @@
-"""Unit tests of the helpers the bundle configs call (``monai_glam.apps.bundle_support``)."""
+"""Unit tests of the stage bookkeeping and network helpers the bundle configs call."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import os
 import pytest
 import torch
 
-from monai_glam.apps import bundle_support
+from monai_glam import engines, networks, utils
+from monai_glam.data import read_datalist
 from monai_glam.networks import GLAM, GLAMSingleOutput
 
 
@@ -17,13 +18,13 @@ from monai_glam.networks import GLAM, GLAMSingleOutput
     [("global", None), ("local", "model_global.pt"), ("joint", "model_local.pt")],
 )
 def test_previous_stage_checkpoint(stage, expected):
-    found = bundle_support.previous_stage_checkpoint("models", stage)
+    found = engines.previous_stage_checkpoint("models", stage)
     assert found == (None if expected is None else os.path.join("models", expected))
 
 
 def test_unknown_stage_is_rejected():
     with pytest.raises(ValueError):
-        bundle_support.previous_stage_checkpoint("models", "fine-tune")
+        engines.previous_stage_checkpoint("models", "fine-tune")
 
 
 @pytest.mark.parametrize(
@@ -32,8 +33,8 @@ def test_unknown_stage_is_rejected():
 )
 def test_glam_network_modes_share_weights(output_key, cls, shape):
     torch.manual_seed(0)
-    reference = bundle_support.glam_network("tiny").eval()
-    net = bundle_support.glam_network("tiny", output_key=output_key).eval()
+    reference = networks.glam_network("tiny").eval()
+    net = networks.glam_network("tiny", output_key=output_key).eval()
     assert type(net) is cls
     net.load_state_dict(reference.state_dict())  # same keys and shapes in both modes
     if shape is not None:
@@ -45,28 +46,28 @@ def test_glam_network_modes_share_weights(output_key, cls, shape):
 
 
 def test_glam_network_overrides_and_windows():
-    net = bundle_support.glam_network("tiny", num_patches=2)
+    net = networks.glam_network("tiny", num_patches=2)
     assert net.region_proposal.num_patches == 2
-    assert bundle_support.preset_window("paper") == (2944, 1920)
-    assert bundle_support.preset_window("tiny") == (256, 160)
+    assert networks.preset_window("paper") == (2944, 1920)
+    assert networks.preset_window("tiny") == (256, 160)
 
 
 def test_load_initial_weights(tmp_path):
-    net = bundle_support.glam_network("tiny")
-    assert bundle_support.load_initial_weights(net, None) is net
+    net = networks.glam_network("tiny")
+    assert engines.load_initial_weights(net, None) is net
     with pytest.raises(FileNotFoundError, match="Train the previous stage first"):
-        bundle_support.load_initial_weights(net, tmp_path / "model_global.pt")
-    other = bundle_support.glam_network("tiny")
+        engines.load_initial_weights(net, tmp_path / "model_global.pt")
+    other = networks.glam_network("tiny")
     torch.save({"network": other.state_dict()}, tmp_path / "last.pt")
-    bundle_support.load_initial_weights(net, tmp_path / "last.pt")
+    engines.load_initial_weights(net, tmp_path / "last.pt")
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), other.state_dict().values(), strict=True))
 
 
 def test_publish_checkpoint(tmp_path):
-    assert bundle_support.publish_checkpoint(tmp_path / "missing.pt", tmp_path / "model.pt") is None
+    assert engines.publish_checkpoint(tmp_path / "missing.pt", tmp_path / "model.pt") is None
     assert not (tmp_path / "model.pt").exists()
     (tmp_path / "model_local.pt").write_bytes(b"weights")
-    assert bundle_support.publish_checkpoint(tmp_path / "model_local.pt", tmp_path / "model.pt")
+    assert engines.publish_checkpoint(tmp_path / "model_local.pt", tmp_path / "model.pt")
     assert (tmp_path / "model.pt").read_bytes() == b"weights"
 
 
@@ -74,15 +75,15 @@ def test_read_inference_items_labels_optional(tmp_path):
     datalist = tmp_path / "datalist.json"
     items = [{"image": "a.png", "laterality": "left"}, {"image": "b.png", "label": [0, 1], "view": "mlo"}]
     datalist.write_text(json.dumps({"test": items}))
-    found = bundle_support.read_inference_items(datalist, "test")
+    found = read_datalist(datalist, "test", require_label=False)
     assert [item["image"] for item in found] == [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
     assert "label" not in found[0] and found[1]["label"] == [0, 1]
     assert found[0]["laterality"] == "L" and found[1]["view"] == "MLO"
     datalist.write_text(json.dumps({"test": [{"image": "c.png", "label": [0, 1, 1]}]}))
     with pytest.raises(ValueError, match=r"test\[0\]"):
-        bundle_support.read_inference_items(datalist, "test")
+        read_datalist(datalist, "test", require_label=False)
     with pytest.raises(FileNotFoundError):
-        bundle_support.read_inference_items(tmp_path / "nope.json", "test")
+        read_datalist(tmp_path / "nope.json", "test", require_label=False)
 
 
 def test_attach_handlers_skips_disabled():
@@ -93,9 +94,9 @@ def test_attach_handlers_skips_disabled():
             attached.append(engine)
 
     engine = object()
-    assert bundle_support.attach_handlers(engine, [Handler(), None, Handler()]) is engine
+    assert engines.attach_handlers(engine, [Handler(), None, Handler()]) is engine
     assert attached == [engine, engine]
 
 
 def test_is_main_process_without_distributed():
-    assert bundle_support.is_main_process()
+    assert utils.is_main_process()

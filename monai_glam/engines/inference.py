@@ -1,0 +1,356 @@
+"""Run a trained GLAM over mammograms and write its outputs: the library behind ``monai-glam infer``.
+
+The images go through the published preprocessing (breast crop, right-facing orientation, best-center window,
+standardization), GLAM runs on the window (or, with ``sliding_window``, on the whole cropped breast window by
+window), and :class:`~monai_glam.writers.PredictionWriter` writes scores, maps and masks in the original image
+geometry (the spatial preprocessing undone with MONAI's ``Invertd``), overlays and tables. A bad item is
+reported, listed in ``failures.json`` and skipped. An optional :class:`~monai_glam.engines.EvaluationCollector`
+keeps what the evaluation needs in memory while the images stream past.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from monai.transforms import Compose, DivisiblePadd, SpatialPadd
+
+from monai_glam.inferers import GLAMInferer, GLAMSlidingWindowInferer
+from monai_glam.networks import GLAM
+from monai_glam.networks.io import ModelConfig, load_model, resolve_model_config
+from monai_glam.transforms import glam_transforms, scaled_crop_parameters
+from monai_glam.transforms.array import PAPER_WINDOW_SIZE
+from monai_glam.transforms.dictionary import BreastCropd, LoadMammogramd, OrientToRightd, StandardizeIntensityd
+from monai_glam.utils.device import resolve_device
+from monai_glam.utils.enums import CLASS_NAMES, DEFAULT_MASK_KEYS, BatchKeys, GLAMKeys, mask_keys_for
+from monai_glam.writers import ITEM_ERRORS, FailureLog, ImagePrediction, OriginalGeometryInverter, PredictionWriter
+
+if TYPE_CHECKING:
+    from monai_glam.engines.evaluation import EvaluationCollector
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "MAP_STRIDE",
+    "InferenceSettings",
+    "InferenceSummary",
+    "aligned_overlap",
+    "build_inference_transforms",
+    "collect_images",
+    "inference_settings",
+    "load_inference_model",
+    "run_inference",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Suffixes of the image files :func:`collect_images` picks up in a folder.
+IMAGE_SUFFIXES = (".png", ".dcm", ".dicom", ".nii", ".nii.gz")
+#: The map stride of GLAM's coarse outputs: sliding windows must start on multiples of it.
+MAP_STRIDE = 16
+_OUTPUT_KEYS = (GLAMKeys.PROB_GLOBAL, GLAMKeys.PROB_LOCAL, GLAMKeys.SALIENCY, GLAMKeys.PATCH_BOXES)
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """How to preprocess, run and write.
+
+    Attributes:
+        window: (h, w) model window (paper: 2944x1920).
+        erosion_iterations: breast-crop erosion radius (paper: 100 at 2944x1920).
+        buffer: breast-crop margin (paper: 50).
+        thresholds: per-class thresholds of the fused map.
+        sliding_window: run windows of ``window`` over the whole cropped breast instead of one best-center window.
+        overlap: sliding-window overlap, rounded per dimension so every window starts on a multiple of 16.
+        sw_batch_size: windows per forward pass.
+        device: torch device.
+        formats: map formats to write (``nifti``, ``png``); empty writes no maps.
+        network_frame: also write maps and masks in the network frame.
+        overlays: write one overlay PNG per image.
+        overlay_size: longest side of an overlay panel.
+        progress: show a progress bar.
+    """
+
+    window: tuple[int, int] = PAPER_WINDOW_SIZE
+    erosion_iterations: int = 100
+    buffer: int = 50
+    thresholds: tuple[float, ...] = (0.5, 0.5)
+    sliding_window: bool = False
+    overlap: float = 0.25
+    sw_batch_size: int = 1
+    device: str = "cpu"
+    formats: tuple[str, ...] = ("nifti", "png")
+    network_frame: bool = False
+    overlays: bool = True
+    overlay_size: int = 512
+    progress: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        """The settings as JSON values (for ``run.json``)."""
+        return {
+            "window": list(self.window),
+            "erosion_iterations": self.erosion_iterations,
+            "buffer": self.buffer,
+            "sliding_window": self.sliding_window,
+            "overlap": self.overlap,
+            "device": self.device,
+        }
+
+
+@dataclass
+class InferenceSummary:
+    """What :func:`run_inference` produced.
+
+    Attributes:
+        predictions: one record per image that went through.
+        failures: the items that were skipped.
+        paths: the tables, ``failures.json`` and ``run.json``.
+        output_dir: the run's folder.
+    """
+
+    predictions: list[ImagePrediction]
+    failures: FailureLog
+    paths: dict[str, Path]
+    output_dir: Path
+
+
+def aligned_overlap(roi_size: Sequence[int], overlap: float, stride: int = MAP_STRIDE) -> tuple[float, float]:
+    """Per-dimension overlaps close to ``overlap`` whose window steps are multiples of ``stride``.
+
+    MONAI steps ``int(roi * (1 - overlap))`` pixels; GLAM's coarse maps need steps on a multiple of 16.
+
+    Raises:
+        ValueError: an overlap outside [0, 1) or a window size that is not a multiple of ``stride``.
+    """
+    if not 0.0 <= float(overlap) < 1.0:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+    overlaps = []
+    for roi in (int(r) for r in roi_size):
+        if roi % stride:
+            raise ValueError(f"the sliding window {tuple(roi_size)} must be a multiple of {stride} in each dimension")
+        step = max(stride, int(roi * (1.0 - float(overlap))) // stride * stride)
+        # Half a pixel more than the step: int() of roi * (1 - overlap) then gives exactly the step.
+        overlaps.append(0.0 if step >= roi else 1.0 - (step + 0.5) / roi)
+    return overlaps[0], overlaps[1]
+
+
+def build_inference_transforms(
+    window: Sequence[int],
+    erosion_iterations: int,
+    buffer: int,
+    sliding_window: bool = False,
+    mask_keys: Sequence[str] = DEFAULT_MASK_KEYS,
+) -> Compose:
+    """The preprocessing chain for inference; its spatial steps are invertible.
+
+    Whole-image mode is :func:`~monai_glam.transforms.glam_transforms` without targets (best-center window of size
+    ``window``). Sliding-window mode loads, crops to the breast and orients it like the published pipeline, then
+    pads the cropped image at its end to a multiple of 16 and at least ``window`` instead of cutting a window.
+    Masks that an item lacks become empty masks marked ``mask_missing``.
+    """
+    if not sliding_window:
+        return glam_transforms(
+            window, with_targets=False, mask_keys=mask_keys, erosion_iterations=erosion_iterations, buffer=buffer
+        )
+    keys = (BatchKeys.IMAGE.value, *mask_keys)
+    return Compose(
+        [
+            LoadMammogramd(keys, mask_keys=mask_keys, fill_missing_masks=True),
+            BreastCropd(keys, erosion_iterations=erosion_iterations, buffer=buffer),
+            OrientToRightd(keys),
+            DivisiblePadd(keys, k=MAP_STRIDE, method="end"),
+            SpatialPadd(keys, spatial_size=tuple(window), method="end"),
+            StandardizeIntensityd(BatchKeys.IMAGE),
+        ]
+    )
+
+
+def collect_images(paths: Sequence[str]) -> list[dict[str, str]]:
+    """Datalist-like items ``{"image": path}`` from files and folders (a folder gives its image files, sorted).
+
+    Raises:
+        FileNotFoundError: a path that does not exist.
+        ValueError: no image found.
+    """
+    items = []
+    for text in paths:
+        path = Path(text)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(IMAGE_SUFFIXES))
+            items += [{"image": str(p)} for p in files]
+        elif path.is_file():
+            items.append({"image": str(path)})
+        else:
+            raise FileNotFoundError(f"{path}: no such image file or folder")
+    if not items:
+        raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) found in {list(paths)}")
+    return items
+
+
+def _per_image(outputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The first (only) image of a batch of outputs, on the CPU."""
+    return {key: value[0].detach().cpu() for key, value in outputs.items() if key in _OUTPUT_KEYS}
+
+
+def run_inference(
+    items: Sequence[Mapping[str, Any]],
+    model: GLAM,
+    output_dir: str | Path,
+    settings: InferenceSettings | None = None,
+    class_names: Sequence[str] = CLASS_NAMES,
+    run_info: Mapping[str, Any] | None = None,
+    collector: EvaluationCollector | None = None,
+) -> InferenceSummary:
+    """Predict every item and write the outputs; a failing item is recorded and skipped.
+
+    Args:
+        items: datalist items (``image``, optional ``label``, ``mask_<class>``, ``laterality``, ``view``,
+            ``horizontal_flip``, ``patient_id``, ``exam_id``).
+        model: GLAM in eval mode, on ``settings.device``.
+        output_dir: the output folder (created).
+        settings: preprocessing, inference and writing options (default :class:`InferenceSettings`).
+        class_names: class names in channel order.
+        run_info: extra entries for ``run.json`` (e.g. the checkpoint).
+        collector: keeps each image's scores, map and ground truth in memory for the evaluation report
+            (:class:`~monai_glam.engines.EvaluationCollector`), whatever ``settings.formats`` writes.
+
+    Returns:
+        :class:`InferenceSummary`.
+    """
+    from tqdm import tqdm
+
+    settings = settings or InferenceSettings()
+    mask_keys = mask_keys_for(class_names)
+    chain = build_inference_transforms(
+        settings.window, settings.erosion_iterations, settings.buffer, settings.sliding_window, mask_keys
+    )
+    if settings.sliding_window:
+        inferer: Any = GLAMSlidingWindowInferer(
+            roi_size=settings.window,
+            sw_batch_size=settings.sw_batch_size,
+            overlap=aligned_overlap(settings.window, settings.overlap),
+        )
+    else:
+        inferer = GLAMInferer()
+    inverter = OriginalGeometryInverter(chain)
+    writer = PredictionWriter(
+        output_dir,
+        inverter,
+        thresholds=settings.thresholds,
+        class_names=class_names,
+        formats=settings.formats,
+        network_frame=settings.network_frame,
+        overlays=settings.overlays,
+        overlay_size=settings.overlay_size,
+    )
+    failures = FailureLog("infer")
+    for index, item in enumerate(tqdm(items, desc="infer", unit="image", disable=not settings.progress)):
+        source = item.get(BatchKeys.IMAGE, "?")
+        stage = "preprocess"
+        try:
+            data = chain(dict(item))
+            stage = "inference"
+            with torch.inference_mode():
+                batch = data[BatchKeys.IMAGE].as_tensor()[None].to(settings.device)
+                outputs = _per_image(inferer(batch, model))
+            stage = "write"
+            prediction = writer.write(writer.new_image_id(source), item, data, outputs)
+            if collector is not None:
+                stage = "evaluate"
+                collector.add_inference(prediction, item, data, outputs[GLAMKeys.SALIENCY], inverter)
+        except ITEM_ERRORS as err:
+            failures.add(index, source, stage, err)
+    info = {**dict(run_info or {}), **settings.to_json(), "num_items": len(items)}
+    paths = writer.finalize(failures, info)
+    return InferenceSummary(writer.predictions, failures, paths, Path(output_dir))
+
+
+def inference_settings(
+    config: ModelConfig | None = None,
+    window: Sequence[int] | None = None,
+    erosion_iterations: int | None = None,
+    buffer: int | None = None,
+    thresholds: Sequence[float] | None = None,
+    sliding_window: bool = False,
+    overlap: float = 0.25,
+    sw_batch_size: int = 1,
+    device: str = "auto",
+    formats: Sequence[str] = ("nifti", "png"),
+    network_frame: bool = False,
+    overlays: bool = True,
+    overlay_size: int = 512,
+    progress: bool = True,
+    num_classes: int = len(CLASS_NAMES),
+) -> InferenceSettings:
+    """Check the options and combine them with a model config's preprocessing and thresholds.
+
+    Each of ``window``, ``erosion_iterations``, ``buffer`` and ``thresholds`` is taken, in order, from the
+    argument, the model config, then the default (the paper window, crop parameters scaled to its height,
+    0.5 per class).
+
+    Raises:
+        ValueError: a bad window, crop parameter, threshold, overlap, batch size, overlay size or device (the
+            message names the option).
+    """
+    config = config or ModelConfig()
+    preprocessing = config.preprocessing
+    size = tuple(window) if window else tuple(preprocessing.get("spatial_size", PAPER_WINDOW_SIZE))
+    if len(size) != 2 or not all(isinstance(v, int) and v > 0 for v in size):
+        raise ValueError(f"--window must be two positive integers, got {list(size)}")
+    erosion, margin = scaled_crop_parameters(size)
+    erosion = erosion_iterations if erosion_iterations is not None else preprocessing.get("erosion_iterations", erosion)
+    margin = buffer if buffer is not None else preprocessing.get("buffer", margin)
+    if erosion < 0 or margin < 0:
+        raise ValueError(f"--erosion-iterations and --buffer must be >= 0, got {erosion} and {margin}")
+    chosen = tuple(thresholds) if thresholds else (config.thresholds or (0.5,) * num_classes)
+    if len(chosen) != num_classes or not all(0.0 <= t <= 1.0 for t in chosen):
+        origin = "--thresholds" if thresholds else f"thresholds of {config.source}"
+        count = {1: "one number", 2: "two numbers", 3: "three numbers"}.get(num_classes, f"{num_classes} numbers")
+        raise ValueError(f"{origin} must be {count} in [0, 1], got {list(chosen)}")
+    if sliding_window:
+        aligned_overlap(size, overlap)  # checks the window and the overlap before any work
+    for name, value in (("--sw-batch-size", sw_batch_size), ("--overlay-size", overlay_size)):
+        if int(value) < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    return InferenceSettings(
+        window=(int(size[0]), int(size[1])),
+        erosion_iterations=int(erosion),
+        buffer=int(margin),
+        thresholds=tuple(float(t) for t in chosen),
+        sliding_window=bool(sliding_window),
+        overlap=float(overlap),
+        sw_batch_size=int(sw_batch_size),
+        device=str(resolve_device(device)),
+        formats=tuple(formats),
+        network_frame=bool(network_frame),
+        overlays=bool(overlays),
+        overlay_size=int(overlay_size),
+        progress=bool(progress),
+    )
+
+
+def load_inference_model(
+    checkpoint: str | Path, model_config: str | Path | None = None, **settings: Any
+) -> tuple[GLAM, InferenceSettings, dict[str, Any]]:
+    """Resolve the model config, check the settings and load the model for :func:`run_inference`.
+
+    Args:
+        checkpoint: weights (training checkpoint, GLAM state dict or published NYU checkpoint).
+        model_config: a model config file; default ``model_config.json`` beside the checkpoint, else the paper's.
+        settings: :func:`inference_settings` options (``window``, ``thresholds``, ``device``, ...).
+
+    Returns:
+        ``(model, settings, run_info)``: GLAM in eval mode on the settings' device, the checked settings, and the
+        checkpoint and model config paths for ``run.json``.
+    """
+    config = resolve_model_config(checkpoint, model_config)
+    checked = inference_settings(config, **settings)
+    model = load_model(checkpoint, config, checked.device)
+    run_info = {
+        "checkpoint": str(Path(checkpoint).resolve()),
+        "model_config": str(config.source.resolve()) if config.source is not None else None,
+    }
+    return model, checked, run_info

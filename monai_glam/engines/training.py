@@ -1,0 +1,221 @@
+"""Train one GLAM stage from a datalist (the library behind ``monai-glam train``), and the bookkeeping that
+chains the stages (global -> local -> joint) in the bundle."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from monai.utils import set_determinism
+
+from monai_glam.data import MammogramDataset, read_datalist
+from monai_glam.engines.stages import TrainingStage
+from monai_glam.engines.workflows import create_glam_training, create_loader
+from monai_glam.networks import GLAM, glam_preset
+from monai_glam.networks.io import MODEL_CONFIG_NAME, load_glam_weights, save_model_config
+from monai_glam.transforms import glam_transforms, scaled_crop_parameters
+from monai_glam.utils.atomic import atomic_output_path, atomic_write_text
+from monai_glam.utils.device import resolve_process_device
+from monai_glam.utils.distributed import destroy_distributed, init_distributed_from_env, is_main_process
+
+__all__ = [
+    "TRAINING_CONFIG_FILE",
+    "attach_handlers",
+    "load_initial_weights",
+    "previous_stage_checkpoint",
+    "publish_checkpoint",
+    "run_training",
+    "stage_checkpoint_name",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Written into the output folder: how the run was configured (window, stage, optimisation).
+TRAINING_CONFIG_FILE = "training_config.json"
+#: The stage whose best checkpoint initialises each stage (``global`` starts from scratch).
+_PREVIOUS_STAGE = {TrainingStage.LOCAL: TrainingStage.GLOBAL, TrainingStage.JOINT: TrainingStage.LOCAL}
+
+
+def run_training(
+    datalist: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    stage: str = "global",
+    preset: str = "paper",
+    glam_kwargs: Mapping[str, Any] | None = None,
+    window: Sequence[int] | None = None,
+    epochs: int = 10,
+    batch_size: int = 2,
+    learning_rate: float = 1e-4,
+    weight_decay: float = 1e-5,
+    val_interval: int = 1,
+    init_checkpoint: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    augment: bool = True,
+    num_workers: int = 0,
+    seed: int = 0,
+    device: str = "auto",
+    early_stop_patience: int = 0,
+    mlflow_tracking_uri: str | None = None,
+    image_interval: int = 1,
+    gradient_checkpointing: bool = False,
+    skip_bad_items: bool = True,
+    show_progress: bool = True,
+    log_interval: int = 20,
+) -> dict[str, float]:
+    """Train one GLAM stage on the ``training`` split of a datalist, validating on its ``validation`` split.
+
+    Args:
+        datalist: MONAI datalist JSON (items with ``image``, ``label`` = [benign, malignant], optional
+            ``mask_benign`` / ``mask_malignant``, ``laterality``, ``view``).
+        output_dir: where checkpoints (``best.pt``, ``last.pt``), TensorBoard events and the configs go.
+        stage: ``global``, ``local`` or ``joint``.
+        preset: ``paper``, ``small`` or ``tiny`` (see :data:`~monai_glam.networks.GLAM_PRESETS`).
+        glam_kwargs: GLAM constructor arguments overriding the preset's.
+        window: network input ``(H, W)``; default the preset's.
+        epochs: epochs of this stage.
+        batch_size: images per step.
+        learning_rate: Adam learning rate (cosine-annealed).
+        weight_decay: Adam weight decay.
+        val_interval: validate every this many epochs.
+        init_checkpoint: weights of a previous stage to start from.
+        resume: continue an interrupted run from ``output_dir/last.pt``.
+        augment: training augmentation (published window noise, affine, intensity).
+        num_workers: data-loading worker processes.
+        seed: seeds the data order, the augmentation and the initial weights.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        early_stop_patience: stop after this many validations without AUC improvement (0: never).
+        mlflow_tracking_uri: also track the run with MLflow (e.g. ``sqlite:///mlflow.db``).
+        image_interval: TensorBoard saliency images every this many epochs (0: never).
+        gradient_checkpointing: trade compute for memory in the local module.
+        skip_bad_items: report and skip unreadable items instead of stopping.
+        show_progress: show a progress bar.
+        log_interval: log the loss terms every this many iterations (0: epoch-level metrics only).
+
+    Returns:
+        The last validation metrics (empty without a validation split).
+    """
+    config = glam_preset(preset)
+    kwargs = {**config["glam"], **dict(glam_kwargs or {})}
+    window = tuple(int(v) for v in (window or config["window"]))
+    if len(window) != 2 or min(window) < 1:
+        raise ValueError(f"window must be two positive integers, got {window}.")
+    train_items = read_datalist(datalist, "training")
+    val_items = read_datalist(datalist, "validation")
+    if not train_items:
+        raise ValueError(f"{datalist} has no 'training' items.")
+    set_determinism(seed=seed)
+    torch.manual_seed(seed)
+    glam = GLAM(**kwargs, gradient_checkpointing=gradient_checkpointing)
+    resolved_device = resolve_process_device(device)
+    started_group = init_distributed_from_env(resolved_device)
+    output_dir = Path(output_dir)
+    if is_main_process():
+        output_dir.mkdir(parents=True, exist_ok=True)
+        erosion, buffer = scaled_crop_parameters(window)
+        preprocessing = {"spatial_size": window, "erosion_iterations": erosion, "buffer": buffer}
+        save_model_config(output_dir / MODEL_CONFIG_NAME, kwargs, preprocessing=preprocessing)
+        run_settings = {
+            "datalist": str(datalist),
+            "stage": stage,
+            "preset": preset,
+            "window": list(window),
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "weight_decay": weight_decay,
+            "seed": seed,
+            "augment": augment,
+            "init_checkpoint": str(init_checkpoint) if init_checkpoint else None,
+        }
+        atomic_write_text(output_dir / TRAINING_CONFIG_FILE, json.dumps(run_settings, indent=2) + "\n")
+
+    train_data = MammogramDataset(train_items, glam_transforms(window, augment=augment), skip_bad_items)
+    train_loader = create_loader(train_data, batch_size=batch_size, shuffle=True, seed=seed, num_workers=num_workers)
+    val_loader = None
+    if val_items:
+        val_data = MammogramDataset(val_items, glam_transforms(window, augment=False), skip_bad_items)
+        val_loader = create_loader(val_data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    run = create_glam_training(
+        glam,
+        train_loader,
+        output_dir,
+        stage=stage,
+        val_loader=val_loader,
+        max_epochs=epochs,
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        val_interval=val_interval,
+        device=resolved_device,
+        image_interval=image_interval,
+        early_stop_patience=early_stop_patience,
+        mlflow_tracking_uri=mlflow_tracking_uri,
+        resume=resume,
+        init_checkpoint=init_checkpoint,
+        show_progress=show_progress,
+        log_interval=log_interval,
+    )
+    try:
+        return run.run()
+    finally:
+        if started_group:
+            destroy_distributed()
+
+
+def stage_checkpoint_name(stage: str) -> str:
+    """File name of a stage's best checkpoint in the bundle's ``models/`` folder: ``model_<stage>.pt``."""
+    return f"model_{TrainingStage(stage).value}.pt"
+
+
+def previous_stage_checkpoint(ckpt_dir: str | os.PathLike[str], stage: str) -> str | None:
+    """Where a stage starts from: ``None`` for ``global``, the best ``global`` model for ``local`` and the best
+    ``local`` model for ``joint``."""
+    previous = _PREVIOUS_STAGE.get(TrainingStage(stage))
+    return None if previous is None else os.path.join(os.fspath(ckpt_dir), stage_checkpoint_name(previous))
+
+
+def load_initial_weights(glam: GLAM, path: str | os.PathLike[str] | None) -> GLAM:
+    """Load the weights a stage starts from (``None`` or ``""``: keep the initialisation).
+
+    Raises:
+        FileNotFoundError: with a hint to train the previous stage first.
+    """
+    if path is None or str(path) == "":
+        return glam
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"initial checkpoint not found: {path}. Train the previous stage first, or pass --init_checkpoint "
+            "(a GLAM state dict, a training checkpoint, or a published NYU checkpoint)."
+        )
+    logger.info("initialising GLAM from %s", path)
+    return load_glam_weights(glam, path)
+
+
+def attach_handlers(engine: Any, handlers: Iterable[Any]) -> Any:
+    """Attach handlers that reference ``engine`` itself (so they cannot be in its own handler list)."""
+    for handler in handlers:
+        if handler is not None:
+            handler.attach(engine)
+    return engine
+
+
+def publish_checkpoint(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> str | None:
+    """Copy a stage's best model to the bundle's default ``models/model.pt`` (main process only, atomically).
+
+    Returns:
+        The target path, or ``None`` when nothing was copied (no such source, or not the main process).
+    """
+    if not is_main_process():
+        return None
+    if not os.path.isfile(source):
+        logger.warning("no checkpoint at %s to publish (was there a validation split?)", source)
+        return None
+    with atomic_output_path(target) as temp_path:
+        shutil.copyfile(source, temp_path)
+    logger.info("published %s as %s", source, target)
+    return os.fspath(target)

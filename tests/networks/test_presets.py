@@ -1,0 +1,29 @@
+"""Named GLAM presets: networks and input windows."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from monai_glam.networks import GLAM, GLAM_PRESETS, GLAMSingleOutput, glam_network, glam_preset, preset_window
+
+
+@pytest.mark.parametrize("name", sorted(GLAM_PRESETS))
+def test_preset_window_is_a_pair_of_ints(name: str) -> None:
+    window = preset_window(name)
+    assert window == tuple(glam_preset(name)["window"]) and all(type(size) is int for size in window)
+
+
+def test_glam_network_builds_the_preset_with_overrides() -> None:
+    net = glam_network("tiny", patch_size=32)
+    assert type(net) is GLAM and tuple(net.patch_size) == (32, 32)
+    assert net.state_dict().keys() == GLAM(**glam_preset("tiny")["glam"]).state_dict().keys()
+    single = glam_network("tiny", output_key="prob_global").eval()
+    assert isinstance(single, GLAMSingleOutput)
+    single.load_state_dict(glam_network("tiny").state_dict())  # the same state dict
+    with torch.no_grad():
+        assert single(torch.randn(1, 1, *preset_window("tiny"))).shape == (1, 2)
+    with pytest.raises(ValueError, match="unknown GLAM preset 'huge'"):
+        preset_window("huge")
+    with pytest.raises(ValueError, match="output_key must be one of"):
+        glam_network("tiny", output_key="nope")
