@@ -104,6 +104,23 @@ def test_evaluate_runs_inference_and_rereads_its_output(dataset: Path, checkpoin
     assert {k: v for k, v in second.items() if k != "inputs"} == {k: v for k, v in report.items() if k != "inputs"}
 
 
+def test_evaluate_with_png_maps_only(dataset: Path, checkpoint: Path, tmp_path: Path) -> None:
+    """Regression: ``--formats png`` failed because the report re-read ``*.nii.gz`` maps from disk."""
+    argv = ["evaluate", "--datalist", str(dataset), "--split", "test", "--checkpoint", str(checkpoint)]
+    common = ["--num-bootstrap", "20", "--no-overlays", "--no-progress"]
+    assert _run([*argv, "--output", str(tmp_path / "png"), "--formats", "png", *common]) == 0
+    assert _run([*argv, "--output", str(tmp_path / "nifti"), "--formats", "nifti", *common]) == 0
+    assert _run([*argv, "--output", str(tmp_path / "none"), "--formats", *common]) == 0
+    reports = {name: json.loads((tmp_path / name / "report.json").read_text()) for name in ("png", "nifti", "none")}
+    assert not list((tmp_path / "png" / "predictions" / "saliency").glob("*.nii.gz"))
+    assert reports["png"]["segmentation"] == reports["nifti"]["segmentation"] == reports["none"]["segmentation"]
+    # An existing folder with PNG maps only is read back too (16-bit PNG: within 1/65535 of the map).
+    again, _ = evaluate_predictions(tmp_path / "png" / "predictions", tmp_path / "again", num_bootstrap=20)
+    for name, scores in reports["png"]["segmentation"].items():
+        if scores["dice"] is not None:
+            assert again["segmentation"][name]["dice"] == pytest.approx(scores["dice"], abs=0.02)
+
+
 def test_network_frame_evaluation(dataset: Path, checkpoint: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval"
     argv = ["evaluate", "--datalist", str(dataset), "--checkpoint", str(checkpoint), "--output", str(out)]

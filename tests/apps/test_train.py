@@ -70,12 +70,49 @@ def test_train_under_torchrun_writes_from_rank_zero_only(tmp_path, datalist):
     import sys
 
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m"]
-    args = ["monai_glam.apps.cli", "train", "--datalist", str(datalist), "--output", str(tmp_path / "ddp"),
-            "--preset", "tiny", "--epochs", "1", "--batch-size", "2", "--no-progress", "--log-interval", "0"]
+    args = [
+        "monai_glam.apps.cli",
+        "train",
+        "--datalist",
+        str(datalist),
+        "--output",
+        str(tmp_path / "ddp"),
+        "--preset",
+        "tiny",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--no-progress",
+        "--log-interval",
+        "0",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run([*launcher, *args], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("stage global done") == 1  # only rank 0 reports
     assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == [
-        "best.pt", "last.pt", "model_config.json", "tensorboard", "training_config.json"
+        "best.pt",
+        "last.pt",
+        "model_config.json",
+        "tensorboard",
+        "training_config.json",
     ]
+
+
+def test_train_init_accepts_a_published_layout_checkpoint(tmp_path, datalist):
+    """Regression: ``train --init`` read only training checkpoints while ``infer`` also read the NYU layout."""
+    from monai_glam.networks import glam_preset
+    from tests.networks.nyu_layout import to_nyu_layout
+
+    tiny = glam_preset("tiny")["glam"]
+    torch.manual_seed(7)
+    source = GLAM(**tiny)
+    published = tmp_path / "model_sep.ckpt"
+    torch.save(to_nyu_layout(source.state_dict()), published)
+    common = ["--datalist", str(datalist), "--preset", "tiny", "--epochs", "1", "--batch-size", "4", "--no-progress"]
+    argv = ["train", *common, "--output", str(tmp_path / "local"), "--stage", "local", "--init", str(published)]
+    assert main(argv) == 0
+    trained = load_glam_weights(GLAM(**tiny), tmp_path / "local" / "last.pt")
+    for key, value in source.global_network.state_dict().items():  # the local stage keeps the imported global module
+        assert torch.equal(trained.global_network.state_dict()[key], value), key

@@ -80,3 +80,54 @@ def test_cli_and_bundle_train_identically(synthetic_dir: Path, tmp_path: Path, m
     different = [key for key in cli_state if not torch.equal(cli_state[key], bundle_state[key])]
     assert different == []
     assert cli.evaluator.state.metrics == pytest.approx(evaluator.state.metrics, nan_ok=True)
+
+
+def test_cli_and_bundle_evaluate_the_same_images(trained_bundle: Path, synthetic_dir: Path, tmp_path: Path) -> None:
+    """Regression: the CLI counted an image for Dice when a mask *file* existed for every class, the bundle when
+    every class was known; both now use one rule and report the same localization numbers."""
+    import json
+
+    from monai_glam.apps.cli import main
+    from monai_glam.data import read_datalist
+    from monai_glam.networks import glam_preset
+    from monai_glam.networks.io import save_model_config
+
+    # Negative classes without a mask file: known to be empty by their label, so they count (the old CLI rule
+    # dropped every such image, the bundle kept them).
+    items = read_datalist(synthetic_dir / "datalist.json", "test")
+    for item in items:
+        for c, name in enumerate(("benign", "malignant")):
+            if item["label"][c] == 0:
+                item.pop(f"mask_{name}", None)
+    assert any(len([k for k in item if k.startswith("mask_")]) < 2 for item in items)
+    datalist = tmp_path / "datalist.json"
+    datalist.write_text(json.dumps({"test": items}))
+    bundle_out = tmp_path / "bundle_report"
+    workflow = create(
+        config("inference.json", "evaluate.json"),
+        "eval",
+        trained_bundle,
+        synthetic_dir,
+        datalist=str(datalist),
+        output_dir=str(bundle_out),
+        num_bootstrap=20,
+        peak_min_distance=8,
+        peak_sigma=2.0,
+    )
+    workflow.run()
+    workflow.finalize()
+    model_config = save_model_config(
+        tmp_path / "tiny.json", glam_preset("tiny")["glam"], preprocessing={"spatial_size": [256, 160]}
+    )
+    cli_out = tmp_path / "cli_report"
+    argv = ["evaluate", "--datalist", str(datalist), "--split", "test", "--frame", "network"]
+    argv += ["--checkpoint", str(trained_bundle / "models" / "model.pt"), "--model-config", str(model_config)]
+    argv += ["--output", str(cli_out), "--num-bootstrap", "20", "--peak-min-distance", "8", "--peak-sigma", "2.0"]
+    assert main([*argv, "--device", "cpu", "--formats", "--no-overlays", "--no-progress"]) == 0
+    bundle_report = json.loads((bundle_out / "report.json").read_text())
+    cli_report = json.loads((cli_out / "report.json").read_text())
+    located = cli_report["inputs"]["num_localization_images"]
+    assert located == bundle_report["inputs"]["num_localization_images"] == len(items)
+    for section in ("segmentation", "pointing_game"):
+        for name, scores in cli_report[section].items():
+            assert scores == pytest.approx(bundle_report[section][name], abs=1e-6), (section, name)

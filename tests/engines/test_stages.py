@@ -25,9 +25,7 @@ def test_stage_changes_exactly_its_modules(tmp_path, stage, changed, frozen):
     glam = GLAM(**TINY_GLAM)
     before = {name: _snapshot(getattr(glam, name)) for name in ("global_network", "local_network")}
     loader = create_loader(make_dataset(8), batch_size=4)
-    run = create_glam_training(
-        glam, loader, tmp_path, stage=stage, max_epochs=1, learning_rate=1e-2, tensorboard=False
-    )
+    run = create_glam_training(glam, loader, tmp_path, stage=stage, max_epochs=1, learning_rate=1e-2, tensorboard=False)
     run.run()
     for name in changed:
         after = getattr(glam, name).state_dict()

@@ -60,7 +60,12 @@ def test_stages_chain_through_checkpoints(tmp_path):
     first.run()
     second_model = GLAM(**TINY_GLAM)
     second = create_glam_training(
-        second_model, train, tmp_path / "local", stage="local", max_epochs=1, tensorboard=False,
+        second_model,
+        train,
+        tmp_path / "local",
+        stage="local",
+        max_epochs=1,
+        tensorboard=False,
         init_checkpoint=first.last_checkpoint,
     )
     for key, value in first.glam.global_network.state_dict().items():
@@ -77,8 +82,15 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path):
         glam = GLAM(**TINY_GLAM)
         train, val = _loaders(24, 8)
         run = create_glam_training(
-            glam, train, folder, stage="joint", val_loader=val, max_epochs=4, learning_rate=3e-3,
-            tensorboard=False, resume=resume,
+            glam,
+            train,
+            folder,
+            stage="joint",
+            val_loader=val,
+            max_epochs=4,
+            learning_rate=3e-3,
+            tensorboard=False,
+            resume=resume,
         )
         return run
 
@@ -106,8 +118,14 @@ def test_early_stopping_stops_on_flat_auc(tmp_path):
     torch.manual_seed(0)
     train, val = _loaders(16, 8)
     run = create_glam_training(
-        GLAM(**TINY_GLAM), train, tmp_path, val_loader=val, max_epochs=20, learning_rate=0.0,
-        early_stop_patience=2, tensorboard=False,
+        GLAM(**TINY_GLAM),
+        train,
+        tmp_path,
+        val_loader=val,
+        max_epochs=20,
+        learning_rate=0.0,
+        early_stop_patience=2,
+        tensorboard=False,
     )
     run.run()
     assert run.trainer.state.epoch == 3  # no learning: AUC never improves after epoch 1
@@ -140,7 +158,12 @@ def test_mlflow_tracking_to_sqlite(tmp_path):
     train, val = _loaders(8, 8)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     run = create_glam_training(
-        GLAM(**TINY_GLAM), train, tmp_path / "run", val_loader=val, max_epochs=1, tensorboard=False,
+        GLAM(**TINY_GLAM),
+        train,
+        tmp_path / "run",
+        val_loader=val,
+        max_epochs=1,
+        tensorboard=False,
         mlflow_tracking_uri=uri,
     )
     run.run()

@@ -9,12 +9,18 @@ import torch
 # monai_glam name -> published name; written independently of the importer's rules as a cross-check.
 _INVERSE_RULES: tuple[tuple[str, str], ...] = (
     (r"global_network\.backbone\.stem\.weight", "global_network.downsampling_branch.first_conv.weight"),
-    (r"global_network\.backbone\.stages\.(\d+)\.(\d+)\.norm(\d)\.(\w+)",
-     r"global_network.downsampling_branch.layer_list.\1.\2.bn\3.\4"),
-    (r"global_network\.backbone\.stages\.(\d+)\.(\d+)\.conv(\d)\.weight",
-     r"global_network.downsampling_branch.layer_list.\1.\2.conv\3.weight"),
-    (r"global_network\.backbone\.stages\.(\d+)\.(\d+)\.shortcut\.weight",
-     r"global_network.downsampling_branch.layer_list.\1.\2.downsample.0.weight"),
+    (
+        r"global_network\.backbone\.stages\.(\d+)\.(\d+)\.norm(\d)\.(\w+)",
+        r"global_network.downsampling_branch.layer_list.\1.\2.bn\3.\4",
+    ),
+    (
+        r"global_network\.backbone\.stages\.(\d+)\.(\d+)\.conv(\d)\.weight",
+        r"global_network.downsampling_branch.layer_list.\1.\2.conv\3.weight",
+    ),
+    (
+        r"global_network\.backbone\.stages\.(\d+)\.(\d+)\.shortcut\.weight",
+        r"global_network.downsampling_branch.layer_list.\1.\2.downsample.0.weight",
+    ),
     (r"global_network\.backbone\.final_norm\.(\w+)", r"global_network.downsampling_branch.final_bn.\1"),
     (r"global_network\.heads\.0\.weight", "global_network.postprocess_module.gn_conv_1.weight"),
     (r"global_network\.heads\.1\.weight", "global_network.postprocess_module.gn_conv_2.weight"),

@@ -85,8 +85,11 @@ def test_constructor_rejects_bad_arguments(kwargs, match):
 
 @pytest.mark.parametrize(
     ("shape", "match"),
-    [((1, 3, 256, 160), "expected input of shape"), ((1, 256, 160), "expected input of shape"),
-     ((1, 1, 48, 160), "larger than the input")],
+    [
+        ((1, 3, 256, 160), "expected input of shape"),
+        ((1, 256, 160), "expected input of shape"),
+        ((1, 1, 48, 160), "larger than the input"),
+    ],
 )
 def test_forward_rejects_bad_inputs(shape, match):
     with pytest.raises(ValueError, match=match):

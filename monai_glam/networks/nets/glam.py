@@ -148,7 +148,6 @@ class GLAM(nn.Module):
         return out
 
 
-
 class GLAMSingleOutput(GLAM):
     """:class:`GLAM` whose ``forward`` returns one output tensor instead of the dict.
 

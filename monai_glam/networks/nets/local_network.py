@@ -117,4 +117,3 @@ def _batch_norm_stats_frozen(module: nn.Module) -> Iterator[None]:
 
 def _recompute_without_stat_updates(module: nn.Module) -> Callable[[], tuple[contextlib.AbstractContextManager, ...]]:
     return lambda: (contextlib.nullcontext(), _batch_norm_stats_frozen(module))
-
