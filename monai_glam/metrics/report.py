@@ -17,6 +17,7 @@ from monai_glam.metrics.roc import aggregate_by_group, compute_roc_auc_ci, roc_c
 from monai_glam.metrics.segmentation import compute_dice_iou
 from monai_glam.metrics.utils import as_score_matrix, json_safe, resolve_class_names
 from monai_glam.utils.atomic import atomic_output_path, atomic_write_text
+from monai_glam.utils.enums import CLASS_NAMES
 
 __all__ = [
     "build_evaluation_report",
@@ -57,7 +58,7 @@ def build_evaluation_report(
     saliency: Any | None = None,
     masks: Any | None = None,
     thresholds: float | Sequence[float] = 0.5,
-    class_names: Sequence[str] = ("benign", "malignant"),
+    class_names: Sequence[str] = CLASS_NAMES,
     num_bootstrap: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,

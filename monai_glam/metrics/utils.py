@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from monai.utils import convert_to_numpy
 
 __all__ = [
     "as_map_list",
@@ -23,10 +24,8 @@ __all__ = [
 
 def to_numpy(value: Any, name: str = "value") -> np.ndarray:
     """A tensor (on any device, detached) or array-like as a numpy array."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
     try:
-        return np.asarray(value)
+        return np.asarray(convert_to_numpy(value))
     except (TypeError, ValueError) as err:
         raise ValueError(f"{name} cannot be converted to an array: {err}") from err
 

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from monai.utils import convert_to_numpy
 
 from monai_glam.data.image_writer import write_png
 from monai_glam.utils.atomic import atomic_output_path
+from monai_glam.utils.enums import CLASS_NAMES
 
 __all__ = ["MAP_FORMATS", "map_to_uint16", "write_class_maps", "write_nifti"]
 
@@ -43,7 +45,7 @@ def write_nifti(
     target = Path(path)
     if not target.name.endswith((".nii", ".nii.gz")):
         raise ValueError(f"a NIfTI file name ends in .nii or .nii.gz, got {target.name!r}")
-    values = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
+    values = np.asarray(convert_to_numpy(array))
     if values.ndim != 2:
         raise ValueError(f"write_nifti needs a 2-D (H, W) array, got shape {values.shape}")
     affine = np.diag([float(spacing[0]), float(spacing[1]), 1.0, 1.0])
@@ -59,7 +61,7 @@ def write_nifti(
 
 def map_to_uint16(saliency: np.ndarray | torch.Tensor) -> np.ndarray:
     """Saliency values in [0, 1] as uint16 ``round(65535 * value)`` (values outside are clipped)."""
-    values = saliency.detach().cpu().numpy() if isinstance(saliency, torch.Tensor) else np.asarray(saliency)
+    values = np.asarray(convert_to_numpy(saliency))
     return np.rint(np.clip(values.astype(np.float64), 0.0, 1.0) * 65535.0).astype(np.uint16)
 
 
@@ -67,7 +69,7 @@ def write_class_maps(
     folder: str | os.PathLike[str],
     image_id: str,
     maps: np.ndarray | torch.Tensor,
-    class_names: Sequence[str] = ("benign", "malignant"),
+    class_names: Sequence[str] = CLASS_NAMES,
     formats: Sequence[str] = ("nifti", "png"),
     kind: str = "saliency",
     spacing: Sequence[float] = (1.0, 1.0),
@@ -94,7 +96,7 @@ def write_class_maps(
         raise ValueError(f"unknown map format(s) {unknown}; expected some of {list(MAP_FORMATS)}")
     if kind not in ("saliency", "mask"):
         raise ValueError(f"kind must be 'saliency' or 'mask', got {kind!r}")
-    values = maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else np.asarray(maps)
+    values = np.asarray(convert_to_numpy(maps))
     if values.ndim != 3 or values.shape[0] != len(class_names):
         raise ValueError(f"maps must be ({len(class_names)}, H, W) for classes {list(class_names)}, got {values.shape}")
     written = []

@@ -27,11 +27,12 @@ from monai_glam.data.meta import LATERALITY, SPACING, VIEW
 from monai_glam.inferers import threshold_saliency
 from monai_glam.transforms.dictionary import MASK_MISSING
 from monai_glam.utils.atomic import atomic_write_text
+from monai_glam.utils.enums import CLASS_NAMES, BatchKeys, GLAMKeys, mask_keys_for
 from monai_glam.writers.failures import FailureLog
 from monai_glam.writers.geometry import OriginalGeometryInverter
 from monai_glam.writers.maps import write_class_maps
 from monai_glam.writers.overlays import write_overlay
-from monai_glam.writers.tables import CLASS_NAMES, ImagePrediction, write_prediction_tables
+from monai_glam.writers.tables import ImagePrediction, write_prediction_tables
 
 __all__ = ["OUTPUT_FOLDERS", "PredictionWriter", "image_id_from_path"]
 
@@ -86,7 +87,7 @@ class PredictionWriter:
         network_frame: bool = False,
         overlays: bool = True,
         overlay_size: int = 512,
-        image_key: str = "image",
+        image_key: str = BatchKeys.IMAGE,
     ) -> None:
         if len(thresholds) != len(class_names):
             raise ValueError(f"thresholds must have one value per class {list(class_names)}, got {list(thresholds)}")
@@ -107,7 +108,7 @@ class PredictionWriter:
     @property
     def mask_keys(self) -> tuple[str, ...]:
         """Item keys of the ground-truth masks, ``mask_<class>``."""
-        return tuple(f"mask_{name}" for name in self.class_names)
+        return mask_keys_for(self.class_names)
 
     def folder(self, name: str) -> Path:
         """Path of one of :data:`OUTPUT_FOLDERS`."""
@@ -149,7 +150,7 @@ class PredictionWriter:
             The image's :class:`ImagePrediction` (also appended to :attr:`predictions`).
         """
         image = data[self.image_key]
-        saliency = outputs["saliency"].detach().float().cpu()
+        saliency = outputs[GLAMKeys.SALIENCY].detach().float().cpu()
         mask = threshold_saliency(saliency, self.thresholds, channel_dim=0)
         spacing = tuple(image.meta.get(SPACING) or (1.0, 1.0)) if isinstance(image, MetaTensor) else (1.0, 1.0)
         if self.formats:
@@ -164,7 +165,7 @@ class PredictionWriter:
                     self.folder("network_ground_truth"), image_id, truth, self.class_names, ("png",), "mask"
                 )
         if self.overlays:
-            boxes = outputs.get("patch_boxes")
+            boxes = outputs.get(GLAMKeys.PATCH_BOXES)
             write_overlay(
                 self.folder("overlays") / f"{image_id}.png",
                 image,
@@ -178,8 +179,8 @@ class PredictionWriter:
         prediction = ImagePrediction(
             image_id=image_id,
             image=_absolute(item.get(self.image_key)),
-            prob_global=tuple(float(v) for v in outputs["prob_global"].reshape(-1).tolist()),
-            prob_local=tuple(float(v) for v in outputs["prob_local"].reshape(-1).tolist()),
+            prob_global=tuple(float(v) for v in outputs[GLAMKeys.PROB_GLOBAL].reshape(-1).tolist()),
+            prob_local=tuple(float(v) for v in outputs[GLAMKeys.PROB_LOCAL].reshape(-1).tolist()),
             label=None if label is None else tuple(int(v) for v in torch.as_tensor(label).reshape(-1).tolist()),
             laterality=str(meta.get(LATERALITY) or item.get("laterality") or ""),
             view=str(meta.get(VIEW) or item.get("view") or ""),

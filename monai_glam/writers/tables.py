@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from monai_glam.utils.atomic import atomic_write_text
+from monai_glam.utils.enums import CLASS_NAMES, GLAMKeys
 
 __all__ = [
     "CLASS_NAMES",
@@ -29,9 +30,8 @@ __all__ = [
     "write_prediction_tables",
 ]
 
-CLASS_NAMES: tuple[str, ...] = ("benign", "malignant")
 _ID_COLUMNS = ("image_id", "image", "patient_id", "exam_id", "breast_id", "laterality", "view")
-_SCORE_SETS = ("prob_global", "prob_local")
+_SCORE_SETS = (GLAMKeys.PROB_GLOBAL.value, GLAMKeys.PROB_LOCAL.value)
 
 
 @dataclass
