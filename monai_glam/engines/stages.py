@@ -17,11 +17,22 @@ __all__ = ["GLAMStageNetwork", "TrainingStage", "loss_for_stage"]
 
 
 class TrainingStage(StrEnum):
-    """The GLAM training stages (spec §7).
+    """The three GLAM training stages, in the order they are run.
 
-    - ``global``: train the global module alone on ŷ_g and S_g;
-    - ``local``: train the local module on patches chosen by the frozen global module (ŷ_l and S_l);
-    - ``joint``: fine-tune both with the summed loss.
+    GLAM's authors published no training code. monai_glam trains it the way models of the GMIC family, which
+    GLAM builds on, are trained: the global module first, on its own; then the local module on the patches
+    that the frozen global module selects; then, optionally, both together. Every checkpoint holds the whole
+    GLAM, so each stage can start from the best checkpoint of the stage before it.
+
+    - ``global``: trains the global module; the local module is frozen and not even run. Loss terms
+      ``bce_global`` (on the image score ŷ_g) and ``sparsity_global`` (on the global map S_g); validated by
+      the ROC-AUC of ŷ_g.
+    - ``local``: trains the local module on the patches the frozen global module selects. Loss terms
+      ``bce_local`` (on ŷ_l) and ``sparsity_local`` (on the patch maps S_l); validated by the ROC-AUC of ŷ_l.
+    - ``joint``: fine-tunes both modules with all four terms; validated by the ROC-AUC of ŷ_g.
+
+    :class:`GLAMStageNetwork` does the freezing, :func:`loss_for_stage` picks the terms and
+    :func:`~monai_glam.engines.workflows.stage_score_key` the validation score.
     """
 
     GLOBAL = "global"

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from monai.data import MetaTensor
 from monai.utils import convert_to_numpy, min_version, optional_import
 
 from monai_glam.utils.distributed import is_main_process
 from monai_glam.utils.enums import CLASS_NAMES, BatchKeys, GLAMKeys, MetaKeys
+from monai_glam.writers import UniqueImageIds, field_text
 
 if TYPE_CHECKING:
     from ignite.engine import Engine, Events
@@ -27,23 +27,15 @@ __all__ = ["EvaluationReportWriter"]
 logger = logging.getLogger(__name__)
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, torch.Tensor):
-        value = value.item() if value.numel() == 1 else value.tolist()
-    return str(value)
-
-
 def _entry(batch: Mapping[str, Any], image: Any, key: str, index: int) -> str:
     """Entry ``index`` of a collated string field (a list), or the image meta of that name, else ``""``."""
     value = batch.get(key) if isinstance(batch, Mapping) else None
     if isinstance(value, (list, tuple)) and index < len(value):
-        return _text(value[index])
+        return field_text(value[index])
     if isinstance(image, MetaTensor):
         meta_value = image.meta.get(key)
         if isinstance(meta_value, (list, tuple)) and index < len(meta_value):
-            return _text(meta_value[index])
+            return field_text(meta_value[index])
     return ""
 
 
@@ -104,15 +96,7 @@ class EvaluationReportWriter:
         from monai_glam.engines.evaluation import EvaluationCollector
 
         self.collector = EvaluationCollector(self.class_names, frame="network")
-        self._used_ids: dict[str, int] = {}
-
-    def _image_id(self, path: str, index: int) -> str:
-        from monai_glam.writers import image_id_from_path
-
-        stem = image_id_from_path(path) if path else f"image{index:05d}"
-        count = self._used_ids.get(stem, 0) + 1
-        self._used_ids[stem] = count
-        return stem if count == 1 else f"{stem}-{count}"
+        self._ids = UniqueImageIds()
 
     def __call__(self, engine: Engine) -> None:
         from monai_glam.writers import ImagePrediction
@@ -134,7 +118,7 @@ class EvaluationReportWriter:
         for i in range(labels.shape[0]):
             path = str(sources[i]) if isinstance(sources, (list, tuple)) and i < len(sources) else ""
             prediction = ImagePrediction(
-                image_id=self._image_id(path, len(self.collector)),
+                image_id=self._ids(path or f"image{len(self.collector):05d}"),
                 image=path,
                 prob_global=tuple(float(v) for v in prob_global[i]),
                 prob_local=tuple(float(v) for v in prob_local[i]),

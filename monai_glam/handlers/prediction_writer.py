@@ -14,6 +14,7 @@ from monai.utils import CommonKeys, convert_to_numpy, min_version, optional_impo
 
 from monai_glam.utils.distributed import is_main_process
 from monai_glam.utils.enums import GLAMKeys, MetaKeys
+from monai_glam.writers import field_text
 
 if TYPE_CHECKING:
     from ignite.engine import Engine, Events
@@ -24,14 +25,6 @@ else:
 __all__ = ["GLAM_IMAGE_OUTPUTS", "PredictionWriterHandler"]
 
 logger = logging.getLogger(__name__)
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, torch.Tensor):
-        value = value.item() if value.numel() == 1 else value.tolist()
-    return str(value)
 
 
 def _label(value: Any) -> tuple[int, ...] | None:
@@ -97,7 +90,7 @@ class PredictionWriterHandler:
             raise ValueError("PredictionWriterHandler needs decollated outputs: keep the evaluator's decollate=True.")
         for output, data in zip(outputs, batch, strict=True):
             image = data[CommonKeys.IMAGE]
-            item = {key: _text(data.get(key)) for key in ("patient_id", "exam_id", "laterality", "view")}
+            item = {key: field_text(data.get(key)) for key in ("patient_id", "exam_id", "laterality", "view")}
             item[CommonKeys.IMAGE] = _source_path(data, CommonKeys.IMAGE)
             item[CommonKeys.LABEL] = _label(data.get(CommonKeys.LABEL))
             for key in self.writer.mask_keys:

@@ -324,8 +324,8 @@ class BestCenterWindow(CropForeground):
     The published rule (:func:`~monai_glam.transforms.geometry.best_center`): the center column is
     ``rightmost - w // 2 - 1`` with ``rightmost`` the column of the published right-most point, taken from the
     dilated breast region in the lower two thirds of the crop (``rightmost_point`` from :class:`BreastCrop`);
-    for MLO the center row is ``bottommost - h // 2 - 1`` (the region's last row, bounded by the image's last
-    non-zero row in its right-most ``w`` columns); for CC the row covering the most breast pixels is searched.
+    for MLO the center row is ``bottommost - h // 2 - 1`` (the region's last row); for CC the row covering the
+    most breast pixels is searched.
     Along an axis where the image is shorter than the window it is zero-padded (CC rows evenly, MLO rows below,
     columns on the right); along a longer axis the window is shifted inside the image. Without anchor points in
     the meta (an image that did not come from :class:`BreastCrop`) the rule is applied to the image's non-zero

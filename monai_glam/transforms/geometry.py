@@ -305,12 +305,6 @@ def raw_facing_right(laterality: str, horizontal_flip: bool, image: np.ndarray |
     return facing_right_from_image(image)
 
 
-def _clipped_span(start: int, size: int, length: int) -> tuple[int, int]:
-    """The published count range of a window starting at ``start``: moved to 0 when negative, cut at ``length``."""
-    begin = min(max(start, 0), length)
-    return begin, min(begin + size, length)
-
-
 def best_center(
     breast: np.ndarray, view: str, window: Sequence[int], rightmost: int, bottommost: int
 ) -> tuple[int, int]:
@@ -320,13 +314,10 @@ def best_center(
 
     - column: ``rightmost - w // 2 - 1`` for every view (the published search constrains the column to the
       single candidate ``new_x - 1`` with ``new_x = rightmost - w // 2``);
-    - MLO row: ``min(bottommost, last) - h // 2 - 1``, with ``last`` the last row holding a breast pixel in the
-      image's right-most ``w`` columns (all columns when the image is narrower);
-    - CC (any other view) row: among the rows where the window lies inside the image (only the image's middle
-      row when the image is shorter than the window), the one whose window holds the most breast pixels; ties go
-      to the row nearest the middle row, the upper one when two are equally near. A window reaching left of
-      column 0 is counted as if moved right to start at column 0 (the published counting), and columns past the
-      image count as empty.
+    - MLO row: ``bottommost - h // 2 - 1`` (the window's bottom meets the breast's bottom-most row);
+    - CC (any other view) row: the row whose window holds the most breast pixels (parts of the window outside
+      the image count as empty), ties going to the row nearest the image's middle row (the upper one when two
+      are equally near).
 
     Args:
         breast: (H, W) boolean array of breast (non-zero) pixels, right-pointing.
@@ -343,22 +334,18 @@ def best_center(
     win_h, win_w = int(window[0]), int(window[1])
     col = int(rightmost) - win_w // 2 - 1
     if view == "MLO":
-        rows_with_breast = np.flatnonzero(breast[:, max(width - win_w, 0) :].any(axis=1))
-        bottom = min(int(bottommost), int(rows_with_breast[-1])) if rows_with_breast.size else int(bottommost)
-        return bottom - win_h // 2 - 1, col
-    middle = height // 2
-    first, last = win_h // 2, height - (win_h - win_h // 2)
-    candidates = np.arange(first, last + 1) if first < last else np.array([middle])
-    # Breast pixels per row inside the window's column range, then every candidate window's count at once from
-    # the cumulative sum (an integral image reduced to one dimension, since the column range is fixed).
-    left, right = _clipped_span(col - win_w // 2, win_w, width)
-    per_row = breast[:, left:right].sum(axis=1)
+        return int(bottommost) - win_h // 2 - 1, col
+    # Breast pixels per row inside the window's column range, then every window's count at once from the
+    # cumulative sum (an integral image reduced to one dimension, since the column range is fixed).
+    left, right = max(col - win_w // 2, 0), min(col - win_w // 2 + win_w, width)
+    per_row = breast[:, left:right].sum(axis=1) if right > left else np.zeros(height, dtype=np.int64)
     cumulative = np.concatenate([[0], np.cumsum(per_row, dtype=np.int64)])
-    tops = np.clip(candidates - win_h // 2, 0, height)
-    bottoms = np.minimum(tops + win_h, height)
+    rows = np.arange(height)
+    tops = np.clip(rows - win_h // 2, 0, height)
+    bottoms = np.clip(rows - win_h // 2 + win_h, 0, height)
     counts = cumulative[bottoms] - cumulative[tops]
-    best = candidates[counts == counts.max()]
-    return int(best[np.argmin(np.abs(best - middle))]), col
+    candidates = rows[counts == counts.max()]
+    return int(candidates[np.argmin(np.abs(candidates - height // 2))]), col
 
 
 def window_box(

@@ -6,7 +6,13 @@ from monai_glam.writers.failures import ITEM_ERRORS, FailureLog, ItemFailure, de
 from monai_glam.writers.geometry import OriginalGeometryInverter
 from monai_glam.writers.maps import MAP_FORMATS, map_to_uint16, write_class_maps, write_nifti
 from monai_glam.writers.overlays import panel_to_uint8, write_overlay
-from monai_glam.writers.prediction_writer import OUTPUT_FOLDERS, PredictionWriter, image_id_from_path
+from monai_glam.writers.prediction_writer import (
+    OUTPUT_FOLDERS,
+    PredictionWriter,
+    UniqueImageIds,
+    field_text,
+    image_id_from_path,
+)
 from monai_glam.writers.tables import (
     CLASS_NAMES,
     ImagePrediction,
@@ -26,8 +32,10 @@ __all__ = [
     "ItemFailure",
     "OriginalGeometryInverter",
     "PredictionWriter",
+    "UniqueImageIds",
     "aggregate_predictions",
     "describe_error",
+    "field_text",
     "image_id_from_path",
     "map_to_uint16",
     "panel_to_uint8",

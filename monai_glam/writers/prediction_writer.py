@@ -34,7 +34,7 @@ from monai_glam.writers.maps import write_class_maps
 from monai_glam.writers.overlays import write_overlay
 from monai_glam.writers.tables import ImagePrediction, write_prediction_tables
 
-__all__ = ["OUTPUT_FOLDERS", "PredictionWriter", "image_id_from_path"]
+__all__ = ["OUTPUT_FOLDERS", "PredictionWriter", "UniqueImageIds", "field_text", "image_id_from_path"]
 
 #: Sub-folders of an inference output folder.
 OUTPUT_FOLDERS: dict[str, str] = {
@@ -55,6 +55,31 @@ def image_id_from_path(path: str | os.PathLike[str]) -> str:
             name = name[: -len(suffix)]
             break
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "image"
+
+
+class UniqueImageIds:
+    """Image ids from file names, unique within a run: ``name``, ``name-2``, ``name-3``, ..."""
+
+    def __init__(self) -> None:
+        self._used: set[str] = set()
+
+    def __call__(self, path: str | os.PathLike[str]) -> str:
+        base = image_id_from_path(path) if str(path) else "image"
+        candidate, count = base, 1
+        while candidate in self._used:
+            count += 1
+            candidate = f"{base}-{count}"
+        self._used.add(candidate)
+        return candidate
+
+
+def field_text(value: Any) -> str:
+    """A datalist or meta field as table text: ``""`` for ``None``, a 1-element tensor as its value."""
+    if value is None:
+        return ""
+    if isinstance(value, torch.Tensor):
+        value = value.item() if value.numel() == 1 else value.tolist()
+    return str(value)
 
 
 def _absolute(path: Any) -> str:
@@ -103,7 +128,7 @@ class PredictionWriter:
         self.overlay_size = int(overlay_size)
         self.image_key = image_key
         self.predictions: list[ImagePrediction] = []
-        self._used_ids: set[str] = set()
+        self._ids = UniqueImageIds()
 
     @property
     def mask_keys(self) -> tuple[str, ...]:
@@ -116,13 +141,7 @@ class PredictionWriter:
 
     def new_image_id(self, path: str | os.PathLike[str]) -> str:
         """An id for ``path`` that no earlier image of this run has (``name``, ``name-2``, ...)."""
-        base = image_id_from_path(path)
-        candidate, count = base, 1
-        while candidate in self._used_ids:
-            count += 1
-            candidate = f"{base}-{count}"
-        self._used_ids.add(candidate)
-        return candidate
+        return self._ids(path)
 
     def _ground_truth(self, data: Mapping[str, Any]) -> torch.Tensor | None:
         """``(C, h, w)`` network-frame masks when every class has a real (not filled-in) mask."""
