@@ -2,7 +2,7 @@
 
 :func:`run_demo` strings library functions together: :func:`~monai_glam.data.write_synthetic_dataset`,
 :func:`~monai_glam.engines.run_training`, :func:`~monai_glam.engines.run_inference` with an
-:class:`~monai_glam.engines.EvaluationCollector`, :func:`~monai_glam.metrics.select_dice_thresholds` and
+:class:`~monai_glam.metrics.EvaluationCollector`, :func:`~monai_glam.metrics.select_dice_thresholds` and
 :func:`~monai_glam.metrics.write_evaluation_report`.
 """
 
@@ -15,9 +15,9 @@ from typing import Any
 
 from monai_glam.data import read_datalist, write_synthetic_dataset
 from monai_glam.data.synthetic import SyntheticMammogramGenerator
-from monai_glam.engines import EvaluationCollector, load_inference_model, run_inference, run_training
-from monai_glam.metrics import select_dice_thresholds, write_evaluation_report
-from monai_glam.networks import glam_preset
+from monai_glam.engines import load_inference_model, run_inference, run_training
+from monai_glam.metrics import EvaluationCollector, select_dice_thresholds, write_evaluation_report
+from monai_glam.networks import GLAM_PRESETS, glam_preset
 
 __all__ = ["add_parser", "run_demo"]
 
@@ -184,9 +184,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--output", default="glam_demo", help="output folder (default glam_demo)")
     parser.add_argument("--num", type=int, default=480, help="synthetic images (default 480)")
-    parser.add_argument(
-        "--preset", choices=["tiny", "small", "paper"], default="tiny", help="model size (default tiny)"
-    )
+    parser.add_argument("--preset", choices=sorted(GLAM_PRESETS), default="tiny", help="model size (default tiny)")
     parser.add_argument("--global-epochs", type=int, default=20, help="global-stage epochs (default 20)")
     parser.add_argument("--local-epochs", type=int, default=8, help="local-stage epochs (default 8)")
     parser.add_argument("--batch-size", type=int, default=8, help="images per step (default 8)")

@@ -1,11 +1,11 @@
 """``monai-glam evaluate``: classification and localization metrics of GLAM on a labelled datalist split.
 
 Argument parsing only. With ``--datalist`` it runs :func:`monai_glam.engines.run_inference` on the split (outputs
-under ``OUTPUT/predictions``) with an :class:`~monai_glam.engines.EvaluationCollector` that keeps the maps in
+under ``OUTPUT/predictions``) with an :class:`~monai_glam.metrics.EvaluationCollector` that keeps the maps in
 memory (so any ``--formats`` works); with ``--predictions DIR`` it reads an existing ``infer`` folder. The
 report (``report.json``, ``report.md``, ROC/FROC plots) is written by
 :func:`~monai_glam.metrics.write_evaluation_report`. Which images count for localization is documented in
-:mod:`monai_glam.engines.evaluation`.
+:mod:`monai_glam.metrics.evaluation`.
 """
 
 from __future__ import annotations
@@ -17,13 +17,11 @@ from typing import Any
 from monai_glam.apps.arguments import add_inference_arguments, inference_options, report_summary
 from monai_glam.data import read_datalist
 from monai_glam.engines import (
-    FRAMES,
-    EvaluationCollector,
     evaluate_predictions,
     load_inference_model,
     run_inference,
 )
-from monai_glam.metrics import write_evaluation_report
+from monai_glam.metrics import FRAMES, EvaluationCollector, write_evaluation_report
 
 __all__ = ["add_parser"]
 

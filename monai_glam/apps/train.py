@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from monai_glam.engines import run_training
+from monai_glam.networks import GLAM_PRESETS
 from monai_glam.networks.io import read_model_config
 from monai_glam.utils.distributed import is_main_process
 
@@ -72,7 +73,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--output", required=True, help="output folder (checkpoints, TensorBoard, configs)")
     parser.add_argument("--stage", choices=["global", "local", "joint"], default="global", help="training stage")
-    parser.add_argument("--preset", choices=["paper", "small", "tiny"], default="paper", help="model size preset")
+    parser.add_argument("--preset", choices=sorted(GLAM_PRESETS), default="paper", help="model size preset")
     parser.add_argument("--model-config", help="JSON of GLAM constructor arguments overriding the preset")
     parser.add_argument("--window", type=int, nargs=2, metavar=("H", "W"), help="network input size")
     parser.add_argument("--epochs", type=int, default=10, help="epochs of this stage (default 10)")

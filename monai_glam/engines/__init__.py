@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from monai_glam.engines.evaluation import (
-    FRAMES,
-    EvaluationCollector,
     collect_predictions_folder,
-    downsample_maps,
     evaluate_predictions,
-    froc_peak_settings,
-    localization_truth,
     read_saliency_maps,
+    record_inference,
 )
 from monai_glam.engines.inference import (
     IMAGE_SUFFIXES,
@@ -27,7 +23,6 @@ from monai_glam.engines.inference import (
 from monai_glam.engines.stages import GLAMStageNetwork, TrainingStage, loss_for_stage
 from monai_glam.engines.training import (
     TRAINING_CONFIG_FILE,
-    attach_handlers,
     load_initial_weights,
     previous_stage_checkpoint,
     publish_checkpoint,
@@ -56,13 +51,11 @@ from monai_glam.engines.workflows import (
 
 __all__ = [
     "BEST_CHECKPOINT",
-    "FRAMES",
     "IMAGE_SUFFIXES",
     "KEY_METRIC",
     "LAST_CHECKPOINT",
     "MAP_STRIDE",
     "TRAINING_CONFIG_FILE",
-    "EvaluationCollector",
     "GLAMPrepareBatch",
     "GLAMStageNetwork",
     "GLAMTrainingRun",
@@ -73,7 +66,6 @@ __all__ = [
     "aligned_overlap",
     "attach_checkpointing",
     "attach_early_stopping",
-    "attach_handlers",
     "attach_mlflow",
     "attach_progress_bar",
     "build_inference_transforms",
@@ -85,17 +77,15 @@ __all__ = [
     "create_loader",
     "create_train_handlers",
     "create_validation_handlers",
-    "downsample_maps",
     "evaluate_predictions",
-    "froc_peak_settings",
     "inference_settings",
     "load_inference_model",
     "load_initial_weights",
-    "localization_truth",
     "loss_for_stage",
     "previous_stage_checkpoint",
     "publish_checkpoint",
     "read_saliency_maps",
+    "record_inference",
     "run_inference",
     "run_training",
     "stage_checkpoint_name",

@@ -4,7 +4,7 @@ The images go through the published preprocessing (breast crop, right-facing ori
 standardization), GLAM runs on the window (or, with ``sliding_window``, on the whole cropped breast window by
 window), and :class:`~monai_glam.writers.PredictionWriter` writes scores, maps and masks in the original image
 geometry (the spatial preprocessing undone with MONAI's ``Invertd``), overlays and tables. A bad item is
-reported, listed in ``failures.json`` and skipped. An optional :class:`~monai_glam.engines.EvaluationCollector`
+reported, listed in ``failures.json`` and skipped. An optional :class:`~monai_glam.metrics.EvaluationCollector`
 keeps what the evaluation needs in memory while the images stream past.
 """
 
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from monai.transforms import Compose, DivisiblePadd, SpatialPadd
 
+from monai_glam.engines.evaluation import record_inference
 from monai_glam.inferers import GLAMInferer, GLAMSlidingWindowInferer
 from monai_glam.networks import GLAM
 from monai_glam.networks.io import ModelConfig, load_model, resolve_model_config
@@ -30,7 +31,7 @@ from monai_glam.utils.enums import CLASS_NAMES, DEFAULT_MASK_KEYS, BatchKeys, GL
 from monai_glam.writers import ITEM_ERRORS, FailureLog, ImagePrediction, OriginalGeometryInverter, PredictionWriter
 
 if TYPE_CHECKING:
-    from monai_glam.engines.evaluation import EvaluationCollector
+    from monai_glam.metrics.evaluation import EvaluationCollector
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -215,7 +216,7 @@ def run_inference(
         class_names: class names in channel order.
         run_info: extra entries for ``run.json`` (e.g. the checkpoint).
         collector: keeps each image's scores, map and ground truth in memory for the evaluation report
-            (:class:`~monai_glam.engines.EvaluationCollector`), whatever ``settings.formats`` writes.
+            (:class:`~monai_glam.metrics.EvaluationCollector`), whatever ``settings.formats`` writes.
 
     Returns:
         :class:`InferenceSummary`.
@@ -260,7 +261,7 @@ def run_inference(
             prediction = writer.write(writer.new_image_id(source), item, data, outputs)
             if collector is not None:
                 stage = "evaluate"
-                collector.add_inference(prediction, item, data, outputs[GLAMKeys.SALIENCY], inverter)
+                record_inference(collector, prediction, item, data, outputs[GLAMKeys.SALIENCY], inverter)
         except ITEM_ERRORS as err:
             failures.add(index, source, stage, err)
     info = {**dict(run_info or {}), **settings.to_json(), "num_items": len(items)}

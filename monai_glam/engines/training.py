@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,6 @@ from monai_glam.utils.distributed import destroy_distributed, init_distributed_f
 
 __all__ = [
     "TRAINING_CONFIG_FILE",
-    "attach_handlers",
     "load_initial_weights",
     "previous_stage_checkpoint",
     "publish_checkpoint",
@@ -194,14 +193,6 @@ def load_initial_weights(glam: GLAM, path: str | os.PathLike[str] | None) -> GLA
         )
     logger.info("initialising GLAM from %s", path)
     return load_glam_weights(glam, path)
-
-
-def attach_handlers(engine: Any, handlers: Iterable[Any]) -> Any:
-    """Attach handlers that reference ``engine`` itself (so they cannot be in its own handler list)."""
-    for handler in handlers:
-        if handler is not None:
-            handler.attach(engine)
-    return engine
 
 
 def publish_checkpoint(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> str | None:

@@ -12,6 +12,7 @@ import numpy as np
 from monai.data import MetaTensor
 from monai.utils import convert_to_numpy, min_version, optional_import
 
+from monai_glam.metrics.evaluation import EvaluationCollector
 from monai_glam.utils.distributed import is_main_process
 from monai_glam.utils.enums import CLASS_NAMES, BatchKeys, GLAMKeys, MetaKeys
 from monai_glam.writers import UniqueImageIds, field_text
@@ -42,7 +43,7 @@ def _entry(batch: Mapping[str, Any], image: Any, key: str, index: int) -> str:
 class EvaluationReportWriter:
     """Collect every image of an evaluation run and write the GLAM evaluation report when it completes.
 
-    It feeds an :class:`~monai_glam.engines.EvaluationCollector` in the network frame, so the report, and the
+    It feeds an :class:`~monai_glam.metrics.EvaluationCollector` in the network frame, so the report, and the
     rule for which images count for localization (ground truth known for every class: mask read from a file,
     or a negative label), are those of ``monai-glam evaluate --frame network``. At ``COMPLETED`` it writes
     ``report.json``, ``report.md``, the ROC/FROC plots and ``predictions.csv`` / ``breasts.csv`` / ``exams.csv``.
@@ -57,9 +58,11 @@ class EvaluationReportWriter:
         class_names: class names in channel order.
         num_bootstrap: bootstrap resamples for the AUC intervals.
         seed: bootstrap seed.
-        peak_sigma: FROC peak smoothing in pixels of the network frame.
-        peak_min_distance: FROC minimum candidate distance in pixels.
+        peak_sigma: FROC peak smoothing in pixels of the network frame; default 4 scaled from 2944 rows to
+            ``window_rows`` (as ``monai-glam evaluate`` does).
+        peak_min_distance: FROC minimum candidate distance in pixels; default 32, scaled the same way.
         localization: compute the map-based metrics.
+        window_rows: height of the network window, for the default FROC settings.
     """
 
     def __init__(
@@ -69,9 +72,10 @@ class EvaluationReportWriter:
         class_names: Sequence[str] = CLASS_NAMES,
         num_bootstrap: int = 2000,
         seed: int = 0,
-        peak_sigma: float = 4.0,
-        peak_min_distance: int = 32,
+        peak_sigma: float | None = None,
+        peak_min_distance: int | None = None,
         localization: bool = True,
+        window_rows: int = 2944,
     ) -> None:
         self.output_dir = Path(output_dir)
         self.class_names = tuple(class_names)
@@ -81,8 +85,9 @@ class EvaluationReportWriter:
         self.thresholds = tuple(float(t) for t in values)
         self.num_bootstrap = int(num_bootstrap)
         self.seed = int(seed)
-        self.peak_sigma = float(peak_sigma)
-        self.peak_min_distance = int(peak_min_distance)
+        self.peak_sigma = None if peak_sigma is None else float(peak_sigma)
+        self.peak_min_distance = None if peak_min_distance is None else int(peak_min_distance)
+        self.window_rows = int(window_rows)
         self.localization = bool(localization)
         self.report: dict[str, Any] | None = None
         self.started(None)
@@ -93,8 +98,6 @@ class EvaluationReportWriter:
         engine.add_event_handler(Events.COMPLETED, self.completed)
 
     def started(self, engine: Engine | None) -> None:
-        from monai_glam.engines.evaluation import EvaluationCollector
-
         self.collector = EvaluationCollector(self.class_names, frame="network")
         self._ids = UniqueImageIds()
 
@@ -148,6 +151,7 @@ class EvaluationReportWriter:
             seed=self.seed,
             peak_sigma=self.peak_sigma,
             peak_min_distance=self.peak_min_distance,
+            window_rows=self.window_rows,
         )
         paths = write_evaluation_report(self.report, self.output_dir)
         write_prediction_tables(self.collector.predictions, self.output_dir, self.class_names)

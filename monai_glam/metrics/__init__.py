@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from monai_glam.metrics.evaluation import (
+    FRAMES,
+    EvaluationCollector,
+    ScoredImage,
+    downsample_maps,
+    froc_peak_settings,
+    localization_truth,
+)
 from monai_glam.metrics.froc import DEFAULT_FP_RATES, FROCResult, compute_lesion_froc, find_saliency_peaks, froc_curve
 from monai_glam.metrics.pointing_game import PointingGameResult, pointing_game
 from monai_glam.metrics.report import (
@@ -26,10 +34,13 @@ from monai_glam.metrics.utils import json_safe
 
 __all__ = [
     "DEFAULT_FP_RATES",
+    "FRAMES",
     "AUCResult",
+    "EvaluationCollector",
     "FROCResult",
     "PointingGameResult",
     "SaliencyDiceMetric",
+    "ScoredImage",
     "SegmentationScores",
     "ThresholdSelection",
     "aggregate_by_group",
@@ -39,9 +50,12 @@ __all__ = [
     "compute_lesion_froc",
     "compute_roc_auc_ci",
     "compute_saliency_dice",
+    "downsample_maps",
     "find_saliency_peaks",
     "froc_curve",
+    "froc_peak_settings",
     "json_safe",
+    "localization_truth",
     "overlap_counts",
     "plot_froc_curves",
     "plot_roc_curves",

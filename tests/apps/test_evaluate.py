@@ -10,8 +10,8 @@ import pytest
 
 from monai_glam.apps import evaluate
 from monai_glam.data import load_mammogram, read_datalist
-from monai_glam.engines import downsample_maps, evaluate_predictions
-from monai_glam.metrics import roc_auc
+from monai_glam.engines import evaluate_predictions
+from monai_glam.metrics import downsample_maps, roc_auc
 from monai_glam.writers import ImagePrediction, read_predictions, write_class_maps, write_prediction_tables
 from tests.writers.synthetic_run import make_checkpoint, make_dataset, run_cli, run_command
 

@@ -111,8 +111,6 @@ def test_cli_and_bundle_evaluate_the_same_images(trained_bundle: Path, synthetic
         datalist=str(datalist),
         output_dir=str(bundle_out),
         num_bootstrap=20,
-        peak_min_distance=8,
-        peak_sigma=2.0,
     )
     workflow.run()
     workflow.finalize()
@@ -122,12 +120,14 @@ def test_cli_and_bundle_evaluate_the_same_images(trained_bundle: Path, synthetic
     cli_out = tmp_path / "cli_report"
     argv = ["evaluate", "--datalist", str(datalist), "--split", "test", "--frame", "network"]
     argv += ["--checkpoint", str(trained_bundle / "models" / "model.pt"), "--model-config", str(model_config)]
-    argv += ["--output", str(cli_out), "--num-bootstrap", "20", "--peak-min-distance", "8", "--peak-sigma", "2.0"]
+    argv += ["--output", str(cli_out), "--num-bootstrap", "20"]  # FROC defaults: scaled to the window by both
     assert main([*argv, "--device", "cpu", "--formats", "--no-overlays", "--no-progress"]) == 0
     bundle_report = json.loads((bundle_out / "report.json").read_text())
     cli_report = json.loads((cli_out / "report.json").read_text())
     located = cli_report["inputs"]["num_localization_images"]
     assert located == bundle_report["inputs"]["num_localization_images"] == len(items)
+    assert cli_report["settings"] == bundle_report["settings"]
+    assert cli_report["froc"] == bundle_report["froc"]
     for section in ("segmentation", "pointing_game"):
         for name, scores in cli_report[section].items():
             assert scores == pytest.approx(bundle_report[section][name], abs=1e-6), (section, name)

@@ -86,17 +86,5 @@ def test_read_inference_items_labels_optional(tmp_path):
         read_datalist(tmp_path / "nope.json", "test", require_label=False)
 
 
-def test_attach_handlers_skips_disabled():
-    attached = []
-
-    class Handler:
-        def attach(self, engine):
-            attached.append(engine)
-
-    engine = object()
-    assert engines.attach_handlers(engine, [Handler(), None, Handler()]) is engine
-    assert attached == [engine, engine]
-
-
 def test_is_main_process_without_distributed():
     assert utils.is_main_process()

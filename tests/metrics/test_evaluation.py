@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monai_glam.engines import EvaluationCollector, localization_truth
+from monai_glam.metrics import EvaluationCollector, localization_truth
 from monai_glam.writers import ImagePrediction
 
 _MASK = np.zeros((4, 6), dtype=np.uint8)
