@@ -56,7 +56,7 @@ def test_cli_and_bundle_train_identically(synthetic_dir: Path, tmp_path: Path, m
         seed=0,
         device="cpu",
         show_progress=False,
-        log_interval=20,
+        log_interval=1,
         image_interval=1,
     )
     cli = captured["run"]
