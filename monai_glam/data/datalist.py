@@ -27,6 +27,7 @@ from monai.data import load_decathlon_datalist
 from monai_glam.data.meta import normalize_laterality, normalize_view, parse_horizontal_flip
 from monai_glam.data.safe_pickle import restricted_load
 from monai_glam.utils.atomic import atomic_write_text
+from monai_glam.utils.json_files import read_json
 
 __all__ = [
     "DATALIST_SPLITS",
@@ -154,12 +155,7 @@ def read_datalist(
     source = Path(path)
     if split not in DATALIST_SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {DATALIST_SPLITS}")
-    if not source.is_file():
-        raise FileNotFoundError(f"{source}: no such datalist file")
-    try:
-        document = json.loads(source.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{source}: not valid JSON ({err})") from err
+    document = read_json(source, "datalist")
     if not isinstance(document, dict):
         raise ValueError(f"{source}: a datalist is a JSON object with {DATALIST_SPLITS} lists")
     if not document.get(split):

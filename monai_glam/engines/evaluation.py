@@ -22,6 +22,7 @@ from monai_glam.data.image_reader import read_image_array
 from monai_glam.metrics.evaluation import EvaluationCollector
 from monai_glam.transforms.array import PAPER_WINDOW_SIZE
 from monai_glam.utils.enums import MetaKeys, mask_keys_for
+from monai_glam.utils.json_files import read_json
 from monai_glam.writers import OUTPUT_FOLDERS, ImagePrediction, OriginalGeometryInverter
 
 __all__ = ["collect_predictions_folder", "evaluate_predictions", "read_saliency_maps", "record_inference"]
@@ -107,8 +108,6 @@ def collect_predictions_folder(
         FileNotFoundError: no ``predictions.csv``, or a missing map or mask.
         ValueError: an empty table, a malformed ``run.json``, or maps and masks of different shapes.
     """
-    import json
-
     from monai_glam.writers import read_predictions
 
     root = Path(predictions_dir)
@@ -118,14 +117,9 @@ def collect_predictions_folder(
     predictions, class_names = read_predictions(table)
     if not predictions:
         raise ValueError(f"{table} lists no image")
-    info: dict[str, Any] = {}
     run_json = root / "run.json"
-    if run_json.is_file():
-        try:
-            loaded = json.loads(run_json.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{run_json}: not valid JSON ({err})") from err
-        info = loaded if isinstance(loaded, dict) else {}
+    loaded = read_json(run_json, "run record") if run_json.is_file() else {}
+    info: dict[str, Any] = loaded if isinstance(loaded, dict) else {}
     collector = EvaluationCollector(class_names, frame, downsample)
     truth_dir = root / OUTPUT_FOLDERS["network_ground_truth"]
     for prediction in predictions:

@@ -44,6 +44,7 @@ import torch
 from monai_glam.networks.nets.glam import GLAM
 from monai_glam.networks.nyu_checkpoint import convert_nyu_state_dict, is_nyu_state_dict
 from monai_glam.utils.atomic import atomic_write_text
+from monai_glam.utils.json_files import read_json
 
 __all__ = [
     "MODEL_CONFIG_NAME",
@@ -201,13 +202,7 @@ def read_model_config(path: str | os.PathLike[str]) -> ModelConfig:
         ValueError: not JSON, or an unknown key or bad value (the message names the file and the key).
     """
     source = Path(path)
-    if not source.is_file():
-        raise FileNotFoundError(f"{source}: no such model config file")
-    try:
-        document = json.loads(source.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{source}: not valid JSON ({err})") from err
-    return _parse_model_config(document, str(source), source)
+    return _parse_model_config(read_json(source, "model config"), str(source), source)
 
 
 def resolve_model_config(

@@ -19,6 +19,7 @@ from monai_glam.utils.enums import (
     MetaKeys,
     mask_keys_for,
 )
+from monai_glam.utils.json_files import read_json
 
 __all__ = [
     "CLASS_NAMES",
@@ -34,6 +35,7 @@ __all__ = [
     "is_main_process",
     "mask_keys_for",
     "rank_and_world_size",
+    "read_json",
     "resolve_device",
     "resolve_process_device",
 ]
