@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import math
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from monai_glam.apps.errors import CommandError
 from monai_glam.engines import InferenceSummary
 from monai_glam.writers import MAP_FORMATS
 
-__all__ = ["add_inference_arguments", "inference_options", "report_summary"]
+__all__ = [
+    "NON_NEGATIVE_INT",
+    "POSITIVE_INT",
+    "PROBABILITY",
+    "SEED",
+    "OneLineArgumentParser",
+    "add_inference_arguments",
+    "inference_options",
+    "integer",
+    "number",
+    "report_summary",
+]
 
 
 def add_inference_arguments(parser: argparse.ArgumentParser, checkpoint_required: bool = True) -> None:
@@ -24,15 +37,23 @@ def add_inference_arguments(parser: argparse.ArgumentParser, checkpoint_required
         help="JSON of GLAM arguments (default: model_config.json beside the checkpoint, else the paper's GLAM)",
     )
     parser.add_argument(
-        "--window", type=int, nargs=2, metavar=("H", "W"), help="model window (default: model config, else 2944 1920)"
+        "--window",
+        type=POSITIVE_INT,
+        nargs=2,
+        metavar=("H", "W"),
+        help="model window (default: model config, else 2944 1920)",
     )
     parser.add_argument(
-        "--erosion-iterations", type=int, help="crop erosion radius (default: model config, else 100 scaled to H)"
+        "--erosion-iterations",
+        type=NON_NEGATIVE_INT,
+        help="crop erosion radius (default: model config, else 100 scaled to H)",
     )
-    parser.add_argument("--buffer", type=int, help="crop margin (default: model config, else 50 scaled to H)")
+    parser.add_argument(
+        "--buffer", type=NON_NEGATIVE_INT, help="crop margin (default: model config, else 50 scaled to H)"
+    )
     parser.add_argument(
         "--thresholds",
-        type=float,
+        type=PROBABILITY,
         nargs=2,
         metavar=("B", "M"),
         help="benign and malignant thresholds of the fused map (default: model config, else 0.5 0.5)",
@@ -42,8 +63,13 @@ def add_inference_arguments(parser: argparse.ArgumentParser, checkpoint_required
         action="store_true",
         help="run windows of the model size over the whole cropped breast instead of one best-center window",
     )
-    parser.add_argument("--overlap", type=float, default=0.25, help="sliding-window overlap (default: 0.25)")
-    parser.add_argument("--sw-batch-size", type=int, default=1, help="windows per forward pass (default: 1)")
+    parser.add_argument(
+        "--overlap",
+        type=number(0.0, 1.0, open_maximum=True),
+        default=0.25,
+        help="sliding-window overlap (default: 0.25)",
+    )
+    parser.add_argument("--sw-batch-size", type=POSITIVE_INT, default=1, help="windows per forward pass (default: 1)")
     parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1 (default: auto)")
     parser.add_argument(
         "--formats",
@@ -53,7 +79,9 @@ def add_inference_arguments(parser: argparse.ArgumentParser, checkpoint_required
         help="map and mask formats; none writes no maps (default: nifti png)",
     )
     parser.add_argument("--no-overlays", action="store_true", help="do not write overlay PNGs")
-    parser.add_argument("--overlay-size", type=int, default=512, help="longest side of an overlay panel (default: 512)")
+    parser.add_argument(
+        "--overlay-size", type=POSITIVE_INT, default=512, help="longest side of an overlay panel (default: 512)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -90,3 +118,65 @@ def report_summary(summary: InferenceSummary, command: str) -> int:
         print(f"  {summary.failures.summary()}; see {summary.paths['failures']}")
         return 1
     return 0
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line naming the option (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def integer(minimum: int | None = None, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type`` for integers in ``[minimum, maximum]``: ``argument --x: must be an integer >= 1, got 0``."""
+    bounds = " and ".join(
+        text
+        for text in (f">= {minimum}" if minimum is not None else "", f"<= {maximum}" if maximum is not None else "")
+        if text
+    )
+    expected = f"an integer {bounds}".strip()
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {expected}, got {text!r}") from None
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"must be {expected}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def number(
+    minimum: float | None = None, maximum: float | None = None, open_minimum: bool = False, open_maximum: bool = False
+) -> Callable[[str], float]:
+    """An argparse ``type`` for finite numbers in a range (``open_*`` excludes that end)."""
+    parts = []
+    if minimum is not None:
+        parts.append(f"{'>' if open_minimum else '>='} {minimum:g}")
+    if maximum is not None:
+        parts.append(f"{'<' if open_maximum else '<='} {maximum:g}")
+    expected = f"a number {' and '.join(parts)}".strip()
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {expected}, got {text!r}") from None
+        too_low = minimum is not None and (value <= minimum if open_minimum else value < minimum)
+        too_high = maximum is not None and (value >= maximum if open_maximum else value > maximum)
+        if not math.isfinite(value) or too_low or too_high:
+            raise argparse.ArgumentTypeError(f"must be {expected}, got {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+#: Argparse types of the options several commands share.
+POSITIVE_INT = integer(minimum=1)
+NON_NEGATIVE_INT = integer(minimum=0)
+SEED = integer(minimum=0, maximum=2**32 - 1)
+PROBABILITY = number(0.0, 1.0)

@@ -15,6 +15,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from monai_glam.apps.arguments import OneLineArgumentParser
 from monai_glam.apps.errors import CommandError
 
 __all__ = ["build_parser", "main"]
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Create the top-level parser with every registered sub-command."""
     from monai_glam import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="monai-glam",
         description="GLAM weakly-supervised mammogram segmentation on MONAI.",
     )
@@ -49,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a usage error already printed as one line
+        return int(done.code or 0) if not isinstance(done.code, str) else 2
     try:
         return int(args.func(args) or 0)
     except (CommandError, ValueError, FileNotFoundError, OSError) as err:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from monai_glam.apps.arguments import POSITIVE_INT, SEED, integer, number
 from monai_glam.data import read_datalist, write_synthetic_dataset
 from monai_glam.data.synthetic import SyntheticMammogramGenerator
 from monai_glam.engines import load_inference_model, run_inference, run_training
@@ -183,14 +184,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         ),
     )
     parser.add_argument("--output", default="glam_demo", help="output folder (default glam_demo)")
-    parser.add_argument("--num", type=int, default=480, help="synthetic images (default 480)")
+    parser.add_argument("--num", type=integer(minimum=8), default=480, help="synthetic images (default 480)")
     parser.add_argument("--preset", choices=sorted(GLAM_PRESETS), default="tiny", help="model size (default tiny)")
-    parser.add_argument("--global-epochs", type=int, default=20, help="global-stage epochs (default 20)")
-    parser.add_argument("--local-epochs", type=int, default=8, help="local-stage epochs (default 8)")
-    parser.add_argument("--batch-size", type=int, default=8, help="images per step (default 8)")
-    parser.add_argument("--lr", type=float, default=3e-3, help="learning rate (default 3e-3)")
-    parser.add_argument("--num-bootstrap", type=int, default=500, help="bootstrap resamples for AUC intervals")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--global-epochs", type=POSITIVE_INT, default=20, help="global-stage epochs (default 20)")
+    parser.add_argument("--local-epochs", type=POSITIVE_INT, default=8, help="local-stage epochs (default 8)")
+    parser.add_argument("--batch-size", type=POSITIVE_INT, default=8, help="images per step (default 8)")
+    parser.add_argument("--lr", type=number(0.0, open_minimum=True), default=3e-3, help="learning rate (default 3e-3)")
+    parser.add_argument("--num-bootstrap", type=POSITIVE_INT, default=500, help="bootstrap resamples for AUC intervals")
+    parser.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--minimal", action="store_true", help="a seconds-long smoke run (16 images, 1 epoch each)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")

@@ -14,7 +14,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from monai_glam.apps.arguments import add_inference_arguments, inference_options, report_summary
+from monai_glam.apps.arguments import (
+    POSITIVE_INT,
+    SEED,
+    add_inference_arguments,
+    inference_options,
+    number,
+    report_summary,
+)
 from monai_glam.data import read_datalist
 from monai_glam.engines import (
     evaluate_predictions,
@@ -99,11 +106,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default="original",
         help="localization metrics on the original images or on the network input (default: original)",
     )
-    parser.add_argument("--downsample", type=int, default=1, help="shrink maps and masks by this factor (default: 1)")
-    parser.add_argument("--num-bootstrap", type=int, default=2000, help="bootstrap resamples (default: 2000)")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
-    parser.add_argument("--peak-sigma", type=float, help="FROC peak smoothing in pixels (default: 4 at 2944 rows)")
-    parser.add_argument("--peak-min-distance", type=int, help="FROC peak distance in pixels (default: 32 at 2944 rows)")
+    parser.add_argument(
+        "--downsample", type=POSITIVE_INT, default=1, help="shrink maps and masks by this factor (default: 1)"
+    )
+    parser.add_argument("--num-bootstrap", type=POSITIVE_INT, default=2000, help="bootstrap resamples (default: 2000)")
+    parser.add_argument("--seed", type=SEED, default=0, help="bootstrap seed (default: 0)")
+    parser.add_argument(
+        "--peak-sigma",
+        type=number(0.0, open_minimum=True),
+        help="FROC peak smoothing in pixels (default: 4 at 2944 rows)",
+    )
+    parser.add_argument(
+        "--peak-min-distance", type=POSITIVE_INT, help="FROC peak distance in pixels (default: 32 at 2944 rows)"
+    )
     add_inference_arguments(parser, checkpoint_required=False)  # unused with --predictions
     parser.set_defaults(func=_run)
     return parser

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from monai_glam.apps.arguments import NON_NEGATIVE_INT, POSITIVE_INT, SEED, number
 from monai_glam.engines import run_training
 from monai_glam.networks import GLAM_PRESETS
 from monai_glam.networks.io import read_model_config
@@ -75,23 +76,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--stage", choices=["global", "local", "joint"], default="global", help="training stage")
     parser.add_argument("--preset", choices=sorted(GLAM_PRESETS), default="paper", help="model size preset")
     parser.add_argument("--model-config", help="JSON of GLAM constructor arguments overriding the preset")
-    parser.add_argument("--window", type=int, nargs=2, metavar=("H", "W"), help="network input size")
-    parser.add_argument("--epochs", type=int, default=10, help="epochs of this stage (default 10)")
-    parser.add_argument("--batch-size", type=int, default=2, help="images per step (default 2)")
-    parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
-    parser.add_argument("--weight-decay", type=float, default=1e-5, help="Adam weight decay (default 1e-5)")
-    parser.add_argument("--val-interval", type=int, default=1, help="validate every N epochs (default 1)")
+    parser.add_argument("--window", type=POSITIVE_INT, nargs=2, metavar=("H", "W"), help="network input size")
+    parser.add_argument("--epochs", type=POSITIVE_INT, default=10, help="epochs of this stage (default 10)")
+    parser.add_argument("--batch-size", type=POSITIVE_INT, default=2, help="images per step (default 2)")
+    parser.add_argument(
+        "--lr", type=number(0.0, open_minimum=True), default=1e-4, help="Adam learning rate (default 1e-4)"
+    )
+    parser.add_argument("--weight-decay", type=number(0.0), default=1e-5, help="Adam weight decay (default 1e-5)")
+    parser.add_argument("--val-interval", type=POSITIVE_INT, default=1, help="validate every N epochs (default 1)")
     parser.add_argument("--init", help="checkpoint of a previous stage to start from")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt if it exists")
     parser.add_argument("--no-augment", action="store_true", help="disable training augmentation")
-    parser.add_argument("--num-workers", type=int, default=0, help="data-loading workers (default 0)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--num-workers", type=NON_NEGATIVE_INT, default=0, help="data-loading workers (default 0)")
+    parser.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    parser.add_argument("--early-stop", type=int, default=0, help="patience in validations (default 0: off)")
+    parser.add_argument(
+        "--early-stop", type=NON_NEGATIVE_INT, default=0, help="patience in validations (default 0: off)"
+    )
     parser.add_argument("--mlflow", metavar="URI", help="track with MLflow, e.g. sqlite:///mlflow.db")
-    parser.add_argument("--image-interval", type=int, default=1, help="TensorBoard images every N epochs (0: off)")
+    parser.add_argument(
+        "--image-interval", type=NON_NEGATIVE_INT, default=1, help="TensorBoard images every N epochs (0: off)"
+    )
     parser.add_argument("--gradient-checkpointing", action="store_true", help="save memory in the local module")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("--log-interval", type=int, default=20, help="log losses every N iterations (0: off)")
+    parser.add_argument(
+        "--log-interval", type=NON_NEGATIVE_INT, default=20, help="log losses every N iterations (0: off)"
+    )
     parser.set_defaults(func=_run)
     return parser

@@ -16,7 +16,7 @@ from monai.utils import set_determinism
 
 from monai_glam.data import MammogramDataset, read_datalist
 from monai_glam.engines.stages import TrainingStage
-from monai_glam.engines.workflows import create_glam_training, create_loader
+from monai_glam.engines.workflows import LAST_CHECKPOINT, create_glam_training, create_loader
 from monai_glam.networks import GLAM, glam_preset
 from monai_glam.networks.io import MODEL_CONFIG_NAME, load_glam_weights, save_model_config
 from monai_glam.transforms import glam_transforms, scaled_crop_parameters
@@ -104,6 +104,8 @@ def run_training(
     window = tuple(int(v) for v in (window or config["window"]))
     if len(window) != 2 or min(window) < 1:
         raise ValueError(f"window must be two positive integers, got {window}.")
+    if resume:
+        _check_resume(Path(output_dir) / LAST_CHECKPOINT, epochs)
     train_items = read_datalist(datalist, "training")
     val_items = read_datalist(datalist, "validation")
     if not train_items:
@@ -164,6 +166,25 @@ def run_training(
     finally:
         if started_group:
             destroy_distributed()
+
+
+def _check_resume(last: Path, epochs: int) -> None:
+    """Refuse to resume with fewer epochs than ``last`` already holds (ignite's own message names no option)."""
+    if not last.is_file():
+        return
+    try:
+        state = torch.load(last, map_location="cpu", weights_only=True)
+        trainer = state["trainer"]  # ignite keeps the iteration and the epoch length, not the epoch
+        done = (
+            int(trainer["epoch"]) if "epoch" in trainer else int(trainer["iteration"]) // int(trainer["epoch_length"])
+        )
+    except Exception as err:  # torch raises many types for corrupt or foreign files
+        raise ValueError(f"cannot resume from {last}: not a training checkpoint of monai-glam train ({err})") from None
+    if done > epochs:
+        raise ValueError(
+            f"--epochs {epochs} is fewer than the {done} epochs {last} already holds; pass --epochs {done + 1} or more "
+            "to continue training"
+        )
 
 
 def stage_checkpoint_name(stage: str) -> str:

@@ -152,7 +152,7 @@ def test_user_errors(dataset: Path, checkpoint: Path, tmp_path: Path, capsys: py
         (["--datalist", str(dataset)], "--datalist needs --checkpoint"),
         (
             ["--datalist", str(dataset), "--checkpoint", str(checkpoint), "--downsample", "0"],
-            "--downsample must be >= 1",
+            "argument --downsample: must be an integer >= 1, got 0",
         ),
     ]
     for extra, message in cases:

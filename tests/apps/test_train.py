@@ -58,8 +58,7 @@ def test_train_reports_user_errors_in_one_line(tmp_path, datalist, capsys, extra
 
 
 def test_train_help(capsys):
-    with pytest.raises(SystemExit):
-        main(["train", "--help"])
+    assert main(["train", "--help"]) == 0
     assert "--stage {global,local,joint}" in capsys.readouterr().out
 
 
@@ -116,3 +115,13 @@ def test_train_init_accepts_a_published_layout_checkpoint(tmp_path, datalist):
     trained = load_glam_weights(GLAM(**tiny), tmp_path / "local" / "last.pt")
     for key, value in source.global_network.state_dict().items():  # the local stage keeps the imported global module
         assert torch.equal(trained.global_network.state_dict()[key], value), key
+
+
+def test_resume_with_fewer_epochs_names_the_option(tmp_path, datalist, capsys):
+    common = ["--datalist", str(datalist), "--preset", "tiny", "--batch-size", "4", "--no-progress"]
+    out = ["--output", str(tmp_path / "run"), "--image-interval", "0"]
+    assert main(["train", *common, *out, "--epochs", "2"]) == 0
+    capsys.readouterr()
+    assert main(["train", *common, *out, "--epochs", "1", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--epochs 1 is fewer than the 2 epochs" in err and "--epochs 3 or more" in err
