@@ -32,7 +32,6 @@ from monai.engines.utils import PrepareBatch
 from monai.handlers import (
     ROCAUC,
     CheckpointLoader,
-    CheckpointSaver,
     EarlyStopHandler,
     LrScheduleHandler,
     StatsHandler,
@@ -44,7 +43,13 @@ from monai.inferers import SimpleInferer
 from monai.utils import CommonKeys, optional_import
 
 from monai_glam.engines.stages import GLAMStageNetwork, TrainingStage, loss_for_stage
-from monai_glam.handlers import LastCheckpointSaver, LossTermsHandler, SaliencyDice, TensorBoardSaliencyHandler
+from monai_glam.handlers import (
+    BestCheckpointSaver,
+    LastCheckpointSaver,
+    LossTermsHandler,
+    SaliencyDice,
+    TensorBoardSaliencyHandler,
+)
 from monai_glam.handlers.loss_terms import training_scalars
 from monai_glam.losses import GLAMLoss
 from monai_glam.networks.io import load_glam_weights
@@ -307,7 +312,8 @@ def attach_checkpointing(
     """Best and last checkpoints, and resume.
 
     - ``best_checkpoint`` (default ``output_dir/best.pt``): ``{"network": glam}`` whenever the evaluator's key
-      metric improves (MONAI ``CheckpointSaver``; rank 0);
+      metric improves (:class:`~monai_glam.handlers.BestCheckpointSaver`: written atomically; a NaN key metric
+      falls back to the mean of the finite per-class metrics, else the latest model; rank 0);
     - ``output_dir/last.pt``: network, optimizer, scheduler and trainer state after every epoch, written
       atomically (rank 0);
     - with ``resume`` and an existing ``last.pt``: all of it is restored before the first epoch.
@@ -319,13 +325,7 @@ def attach_checkpointing(
         output.mkdir(parents=True, exist_ok=True)
         if evaluator is not None:
             best = Path(best_checkpoint) if best_checkpoint is not None else output / BEST_CHECKPOINT
-            CheckpointSaver(
-                save_dir=str(best.parent),
-                save_dict={"network": glam},
-                save_key_metric=True,
-                key_metric_name=key_metric_name,
-                key_metric_filename=best.name,
-            ).attach(evaluator)
+            BestCheckpointSaver(best, {"network": glam}, key_metric_name).attach(evaluator)
         LastCheckpointSaver(last, save_dict).attach(trainer)
     if resume and last.is_file():
         CheckpointLoader(load_path=str(last), load_dict=save_dict, map_location=torch.device(device)).attach(trainer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from monai_glam.handlers.best_checkpoint import BestCheckpointSaver
 from monai_glam.handlers.evaluation_report import EvaluationReportWriter
 from monai_glam.handlers.last_checkpoint import LastCheckpointSaver
 from monai_glam.handlers.loss_terms import LossTermsHandler, training_scalars
@@ -10,6 +11,7 @@ from monai_glam.handlers.saliency_dice import SaliencyDice, SaliencyMaskSelector
 from monai_glam.handlers.tensorboard_saliency import TensorBoardSaliencyHandler
 
 __all__ = [
+    "BestCheckpointSaver",
     "EvaluationReportWriter",
     "LastCheckpointSaver",
     "LossTermsHandler",

@@ -11,7 +11,8 @@ accepts every layout the package meets and returns a ``GLAM.state_dict()``-named
   with :func:`~monai_glam.networks.nyu_checkpoint.convert_nyu_state_dict`.
 
 Files are read with ``torch.load(..., weights_only=True)``: a file that needs anything but tensors and plain
-containers is refused. :func:`load_glam_weights` loads the result into an existing GLAM (``train --init``,
+containers is refused, and so are weights holding NaN or Inf (a diverged run; ``allow_non_finite=True`` reads
+them anyway). :func:`load_glam_weights` loads the result into an existing GLAM (``train --init``,
 staged training) and :func:`load_model` builds GLAM from a model config first (inference).
 
 **Model configs.** A *model config* is a JSON object of :class:`~monai_glam.networks.GLAM` constructor
@@ -22,7 +23,9 @@ must repeat from training::
      "preprocessing": {"spatial_size": [256, 160], "erosion_iterations": 9, "buffer": 4},
      "thresholds": [0.4, 0.5]}
 
-``monai-glam train`` writes ``model_config.json`` next to ``last.pt``/``best.pt``. The commands resolve the
+Every GLAM argument is checked against the constructor's annotations (integers must be integers, not
+booleans or strings; sequences lists of the right length), and errors read ``<file>: <key> must be <type>, got
+<value>``. ``monai-glam train`` writes ``model_config.json`` next to ``last.pt``/``best.pt``. The commands resolve the
 configuration in this order: an explicit ``--model-config`` file, ``model_config.json`` beside the checkpoint,
 GLAM's paper defaults.
 """
@@ -31,8 +34,10 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import os
 import re
+import typing
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -112,11 +117,78 @@ def glam_argument_names() -> tuple[str, ...]:
     return tuple(name for name in inspect.signature(GLAM.__init__).parameters if name != "self")
 
 
+#: Sequence arguments of GLAM with a fixed length.
+_FIXED_LENGTHS = {"patch_size": 2, "scale_weights": 3}
+#: Sequence arguments whose length must match another argument's (given or default) length.
+_MATCHING_LENGTHS = {
+    "global_blocks": "global_channels",
+    "global_strides": "global_channels",
+    "local_blocks": "local_channels",
+}
+
+
+def _glam_parameters() -> dict[str, inspect.Parameter]:
+    """GLAM's constructor parameters with their annotations resolved to types."""
+    signature = inspect.signature(GLAM.__init__, eval_str=True)
+    return {name: parameter for name, parameter in signature.parameters.items() if name != "self"}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_sequence(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    return origin is not None and isinstance(origin, type) and issubclass(origin, Sequence)
+
+
+def _check_typed(value: Any, annotation: Any, length: int | None) -> tuple[bool, str]:
+    """Whether ``value`` fits ``annotation`` (a JSON-like value), and the expected type in words."""
+    if annotation is bool:
+        return isinstance(value, bool), "true or false"
+    if annotation is int:
+        return _is_int(value), "an integer"
+    if annotation is float:
+        return _is_number(value), "a finite number"
+    if _is_sequence(annotation):
+        (item,) = typing.get_args(annotation) or (Any,)
+        check, noun = (_is_int, "integers") if item is int else (_is_number, "finite numbers")
+        words = f"a list of {length} {noun}" if length is not None else f"a non-empty list of {noun}"
+        fits = (
+            isinstance(value, (list, tuple))
+            and len(value) == (length if length is not None else max(len(value), 1))
+            and all(check(entry) for entry in value)
+        )
+        return fits, words
+    options = typing.get_args(annotation)
+    if options:  # a union such as int | Sequence[int]
+        results = [_check_typed(value, option, length) for option in options if option is not type(None)]
+        return any(fits for fits, _ in results), " or ".join(words for _, words in results)
+    return True, "any value"
+
+
 def _check_glam_kwargs(kwargs: Mapping[str, Any], where: str) -> dict[str, Any]:
     known = glam_argument_names()
     unknown = sorted(str(key) for key in kwargs if key not in known)
     if unknown:
         raise ValueError(f"{where}: unknown GLAM argument(s) {unknown}; expected some of {list(known)}")
+    parameters = _glam_parameters()
+    for key, value in kwargs.items():
+        parameter = parameters[key]
+        length = _FIXED_LENGTHS.get(key)
+        if key in _MATCHING_LENGTHS:
+            other = _MATCHING_LENGTHS[key]
+            reference = kwargs.get(other, parameters[other].default)
+            length = len(reference) if isinstance(reference, (list, tuple)) else None
+        fits, expected = _check_typed(value, parameter.annotation, length)
+        if not fits:
+            if key in _MATCHING_LENGTHS and length is not None:
+                expected += f" (one per {_MATCHING_LENGTHS[key]} entry)"
+            raise ValueError(f"{where}: {key} must be {expected}, got {json.dumps(value, default=repr)}")
     return {str(key): tuple(value) if isinstance(value, list) else value for key, value in kwargs.items()}
 
 
@@ -142,15 +214,16 @@ def _check_preprocessing(section: Any, where: str) -> dict[str, Any]:
     return checked
 
 
-def _check_thresholds(values: Any, where: str) -> tuple[float, ...]:
-    if not isinstance(values, Sequence) or isinstance(values, str) or not values:
-        raise ValueError(f"{where}: thresholds must be a list of numbers, got {values!r}")
-    try:
-        thresholds = tuple(float(v) for v in values)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: thresholds must be a list of numbers, got {values!r}") from None
+def _check_thresholds(values: Any, where: str, num_classes: Any = None) -> tuple[float, ...]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+        raise ValueError(f"{where}: thresholds must be a list of numbers, got {json.dumps(values, default=repr)}")
+    if not all(_is_number(v) for v in values):
+        raise ValueError(f"{where}: thresholds must be a list of numbers, got {json.dumps(values, default=repr)}")
+    thresholds = tuple(float(v) for v in values)
     if not all(0.0 <= t <= 1.0 for t in thresholds):
         raise ValueError(f"{where}: thresholds must lie in [0, 1], got {list(thresholds)}")
+    if _is_int(num_classes) and len(thresholds) != num_classes:
+        raise ValueError(f"{where}: thresholds must be {num_classes} numbers (one per class), got {list(thresholds)}")
     return thresholds
 
 
@@ -159,7 +232,8 @@ def _parse_model_config(document: Any, where: str, source: Path | None = None) -
         raise ValueError(f"{where}: a model config is a JSON object of GLAM arguments, got {type(document).__name__}")
     glam = _check_glam_kwargs({k: v for k, v in document.items() if k not in _RESERVED_KEYS}, where)
     preprocessing = _check_preprocessing(document.get("preprocessing", {}), where)
-    thresholds = _check_thresholds(document["thresholds"], where) if "thresholds" in document else None
+    num_classes = glam.get("num_classes", _glam_parameters()["num_classes"].default)
+    thresholds = _check_thresholds(document["thresholds"], where, num_classes) if "thresholds" in document else None
     return ModelConfig(glam, preprocessing, thresholds, source)
 
 
@@ -277,8 +351,19 @@ def _check_state_dict(state: Any, source: Path) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
+def _check_finite(state: Mapping[str, torch.Tensor], source: Path) -> None:
+    """Refuse weights holding NaN or Inf (what a diverged run leaves), naming the first such key."""
+    for key, value in state.items():
+        if (value.is_floating_point() or value.is_complex()) and not bool(torch.isfinite(value).all()):
+            kind = "NaN" if bool(torch.isnan(value).any()) else "Inf"
+            raise ValueError(
+                f"checkpoint {source} holds non-finite weights ({kind} in {key}); the run that wrote it probably "
+                "diverged"
+            )
+
+
 def read_glam_state_dict(
-    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu", allow_non_finite: bool = False
 ) -> dict[str, torch.Tensor]:
     """Read GLAM weights from any checkpoint layout the package meets (see the module docstring).
 
@@ -288,6 +373,7 @@ def read_glam_state_dict(
     Args:
         path: the weights file.
         map_location: where to put the tensors.
+        allow_non_finite: accept weights holding NaN or Inf (refused by default).
 
     Returns:
         A ``GLAM.state_dict()``-named dict of tensors.
@@ -295,7 +381,8 @@ def read_glam_state_dict(
     Raises:
         FileNotFoundError: no such file.
         ValueError: a one-line reason naming the file: empty, truncated or corrupt, refused as unsafe (it
-            references code), holding no state dict of tensors, or a published layout with unknown keys.
+            references code), holding no state dict of tensors, a published layout with unknown keys, or
+            weights holding NaN/Inf (the first such key is named) unless ``allow_non_finite``.
     """
     source = Path(path)
     if not source.is_file():
@@ -316,6 +403,8 @@ def read_glam_state_dict(
             state = convert_nyu_state_dict(state)
         except ValueError as err:
             raise ValueError(f"checkpoint {source} (published layout): {_one_line(str(err), 300)}") from err
+    if not allow_non_finite:
+        _check_finite(state, source)
     return state
 
 
@@ -360,7 +449,9 @@ def _load_state(
     return glam
 
 
-def load_glam_weights(glam: GLAM, path: str | os.PathLike[str], strict: bool = True) -> GLAM:
+def load_glam_weights(
+    glam: GLAM, path: str | os.PathLike[str], strict: bool = True, allow_non_finite: bool = False
+) -> GLAM:
     """Load the weights of any checkpoint layout (:func:`read_glam_state_dict`) into an existing GLAM.
 
     Used to start a training stage from another stage's checkpoint or from a published NYU checkpoint
@@ -370,6 +461,7 @@ def load_glam_weights(glam: GLAM, path: str | os.PathLike[str], strict: bool = T
         glam: the model (a :class:`GLAM` or :class:`~monai_glam.networks.GLAMSingleOutput`).
         path: the weights file.
         strict: require exactly GLAM's keys; ``False`` loads the keys both have (shapes must still match).
+        allow_non_finite: accept weights holding NaN or Inf (refused by default).
 
     Returns:
         ``glam``, with the weights loaded.
@@ -381,7 +473,8 @@ def load_glam_weights(glam: GLAM, path: str | os.PathLike[str], strict: bool = T
     """
     source = Path(path)
     hint = "build GLAM with the model config (model_config.json) or preset it was trained with"
-    return _load_state(glam, read_glam_state_dict(source), source, strict, "this GLAM configuration", hint)
+    state = read_glam_state_dict(source, allow_non_finite=allow_non_finite)
+    return _load_state(glam, state, source, strict, "this GLAM configuration", hint)
 
 
 def load_model(

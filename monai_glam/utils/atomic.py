@@ -13,12 +13,74 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_output_path", "atomic_write_text"]
+__all__ = ["atomic_output_path", "atomic_write_text", "remove_stale_temporaries"]
+
+
+def _temporary_prefix(destination: Path) -> str:
+    return f".{destination.name}."
+
+
+def _fsync_file(path: Path) -> None:
+    """Flush ``path``'s data to the storage device (the writer has closed it)."""
+    # Windows' fsync (_commit) needs a writable descriptor; POSIX syncs through a read-only one.
+    fd = os.open(path, os.O_RDONLY if os.name == "posix" else os.O_RDWR)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_directory(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX only; best effort where the file system refuses)."""
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems (and platforms) do not support fsync on a directory
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files :func:`atomic_output_path` left next to ``path`` when a writer was killed.
+
+    Only files named like this destination's temporaries (``.<name>.*.tmp*``) are removed; call it when no
+    other process is writing ``path``.
+
+    Args:
+        path: the destination whose leftovers to remove.
+
+    Returns:
+        The paths removed.
+    """
+    destination = Path(path)
+    prefix = _temporary_prefix(destination)
+    if not destination.parent.is_dir():
+        return []
+    removed = []
+    for candidate in destination.parent.iterdir():
+        name = candidate.name
+        if not name.startswith(prefix) or ".tmp" not in name[len(prefix) :]:
+            continue
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+            if candidate.is_file() and not candidate.is_symlink():
+                candidate.unlink()
+                removed.append(candidate)
+    return removed
 
 
 @contextlib.contextmanager
 def atomic_output_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success move it onto ``path``, on error delete it.
+
+    On success the temporary file is flushed to disk (``os.fsync``) before :func:`os.replace` moves it into
+    place, and on POSIX the folder is synced after the rename, so after a crash or power loss ``path`` holds
+    either the previous content or the new one, never a partial file.
 
     Args:
         path: the final destination. Its parent folder is created when missing.
@@ -29,7 +91,7 @@ def atomic_output_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     destination = Path(path)
     destination.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(
-        prefix=f".{destination.name}.", suffix=f".tmp{destination.suffix}", dir=destination.parent
+        prefix=_temporary_prefix(destination), suffix=f".tmp{destination.suffix}", dir=destination.parent
     )
     os.close(handle)
     temp_path = Path(temp_name)
@@ -39,11 +101,13 @@ def atomic_output_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.chmod(temp_path, 0o666 & ~umask)
     try:
         yield temp_path
+        _fsync_file(temp_path)
         os.replace(temp_path, destination)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             temp_path.unlink()
         raise
+    _fsync_directory(destination.parent)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

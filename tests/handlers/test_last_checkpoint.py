@@ -83,3 +83,32 @@ def test_a_failed_save_keeps_the_previous_checkpoint_and_no_temporary_file(tmp_p
 def test_rejects_bad_arguments(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         LastCheckpointSaver(**{"path": tmp_path / "last.pt", "save_dict": {"r": Recorder()}, **kwargs})
+
+
+def test_stale_temporaries_of_a_killed_run_are_removed_on_attach(tmp_path):
+    path = tmp_path / "last.pt"
+    stale = [tmp_path / ".last.pt.k1l2x3.tmp.pt", tmp_path / ".last.pt.zz.tmp"]
+    kept = [tmp_path / ".best.pt.k1l2x3.tmp.pt", tmp_path / "last.pt.notes"]
+    for file in stale + kept:
+        file.write_bytes(b"x")
+    LastCheckpointSaver(path, {"recorder": Recorder()}).attach(_engine())
+    assert not any(file.exists() for file in stale)
+    assert all(file.exists() for file in kept)
+
+
+def test_a_write_error_raises_one_line_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    saver = LastCheckpointSaver(path, {"recorder": Recorder()})
+    saver(_engine())
+    before = path.read_bytes()
+
+    def disk_full(obj, target, *args, **kwargs):
+        with open(target, "wb") as handle:
+            handle.write(b"PK\x03\x04partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match=r"^cannot write checkpoint .*last\.pt: No space left on device$"):
+        saver(_engine())
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]

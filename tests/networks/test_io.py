@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -287,3 +288,60 @@ def test_load_errors(tmp_path: Path) -> None:
     invalid = save_model_config(tmp_path / "invalid.json", {"global_channels": (8, 8)})
     with pytest.raises(ValueError, match=r"invalid\.json: .*3 stages"):
         load_model(checkpoint, invalid)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_with_the_first_key(tmp_path: Path, reference: GLAM, bad: float) -> None:
+    state = {key: value.clone() for key, value in reference.state_dict().items()}
+    key = next(k for k, v in state.items() if v.is_floating_point())
+    state[key].view(-1)[0] = bad
+    path = tmp_path / "diverged.pt"
+    torch.save({"network": state}, path)
+    kind = "NaN" if bad != bad else "Inf"
+    message = rf"checkpoint .*diverged\.pt holds non-finite weights \({kind} in {key}\)"
+    with pytest.raises(ValueError, match=message) as info:
+        read_glam_state_dict(path)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match=message):
+        load_glam_weights(GLAM(**small()), path)
+    with pytest.raises(ValueError, match=message):
+        load_model(path, ModelConfig(glam=small()))
+    assert torch.isnan(read_glam_state_dict(path, allow_non_finite=True)[key]).any() == (kind == "NaN")
+    load_glam_weights(GLAM(**small()), path, allow_non_finite=True)
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"patch_size": "64"}, r'patch_size must be an integer or a list of 2 integers, got "64"'),
+        ({"patch_size": True}, "patch_size must be an integer or a list of 2 integers, got true"),
+        ({"patch_size": [64]}, r"patch_size must be an integer or a list of 2 integers, got \[64\]"),
+        ({"num_classes": 2.0}, "num_classes must be an integer, got 2.0"),
+        ({"num_patches": False}, "num_patches must be an integer, got false"),
+        ({"global_channels": [8, "8", 16]}, r"global_channels must be a non-empty list of integers, got \[8, \"8\""),
+        ({"global_blocks": [1, 1]}, r"global_blocks must be a list of 5 integers \(one per global_channels entry\)"),
+        ({"local_blocks": [1, True, 1, 1]}, "local_blocks must be a list of 4 integers"),
+        ({"scale_weights": [0.2, 0.8]}, r"scale_weights must be a list of 3 finite numbers, got \[0.2, 0.8\]"),
+        ({"global_top_t": "0.03"}, r'global_top_t must be a finite number, got "0.03"'),
+        ({"saliency_in_training": 1}, "saliency_in_training must be true or false, got 1"),
+        ({"thresholds": [True, 0.5]}, r"thresholds must be a list of numbers, got \[true, 0.5\]"),
+        ({"thresholds": ["0.5", 0.5]}, "thresholds must be a list of numbers"),
+        ({"thresholds": [0.5]}, r"thresholds must be 2 numbers \(one per class\), got \[0.5\]"),
+        ({"num_classes": 3, "thresholds": [0.5, 0.5]}, "thresholds must be 3 numbers"),
+    ],
+)
+def test_model_config_values_are_type_checked(tmp_path: Path, document: dict[str, Any], message: str) -> None:
+    path = tmp_path / "typed.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: {message}") as info:
+        read_model_config(path)
+    assert "\n" not in str(info.value)
+
+
+def test_typed_model_configs_accept_valid_values(tmp_path: Path) -> None:
+    path = tmp_path / "ok.json"
+    document = {**small(), "patch_size": [64, 32], "global_top_t": 1, "scale_weights": [0, 1, 0.5]}
+    path.write_text(json.dumps({**document, "num_classes": 2, "thresholds": [0, 1]}))
+    config = read_model_config(path)
+    assert config.glam["patch_size"] == (64, 32) and config.thresholds == (0.0, 1.0)
+    GLAM(**config.glam)
