@@ -8,7 +8,8 @@ A datalist is a JSON object with ``training``, ``validation`` and ``test`` lists
      "validation": [...], "test": [...]}
 
 ``label`` is the image-level ``[benign, malignant]`` pair (0/1 each). Paths are stored relative to the JSON
-file, so :func:`monai.data.load_decathlon_datalist` reads them back as absolute paths.
+file, so :func:`monai.data.load_decathlon_datalist` reads them back as absolute paths; :func:`read_datalist`
+resolves them the same way but reads the file as UTF-8 whatever the locale.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from monai.data import load_decathlon_datalist
 
 from monai_glam.data.meta import normalize_laterality, normalize_view, parse_horizontal_flip
 from monai_glam.data.safe_pickle import restricted_load
@@ -56,6 +56,38 @@ def _parse_label_value(value: Any, what: str) -> int:
     return int(number)
 
 
+def _type_name(value: Any) -> str:
+    """The JSON name of ``value``'s type (``object``, ``array``, ``string``, ``number``, ...) for messages."""
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if value is None:
+        return "null"
+    return type(value).__name__
+
+
+def _join_path(base_dir: Path, value: Any, only_existing: bool) -> Any:
+    # What MONAI's load_decathlon_datalist does: paths are relative to the datalist's folder; fields that are
+    # not known to be paths are joined only when the result exists.
+    if isinstance(value, list):
+        if not all(isinstance(part, str) for part in value):
+            return value
+        return [_join_path(base_dir, part, only_existing) for part in value]
+    if not isinstance(value, str):
+        return value
+    joined = os.path.normpath(os.path.join(base_dir, value))
+    if only_existing and not os.path.exists(joined):
+        return value
+    return joined
+
+
 def validate_item(item: Mapping[str, Any], where: str = "item", require_label: bool = True) -> dict[str, Any]:
     """Check one datalist item and return a normalized copy.
 
@@ -69,9 +101,13 @@ def validate_item(item: Mapping[str, Any], where: str = "item", require_label: b
         ValueError: no image, a missing (when required) or malformed label, or a bad laterality.
     """
     if not isinstance(item, Mapping):
-        raise ValueError(f"{where}: expected an object, got {type(item).__name__}")
-    if not item.get("image"):
+        raise ValueError(f"{where}: expected an object, got {_type_name(item)}")
+    if item.get("image") in (None, ""):
         raise ValueError(f"{where}: has no 'image'")
+    for key in PATH_KEYS:
+        value = item.get(key)
+        if value not in (None, "") and not isinstance(value, (str, os.PathLike)):
+            raise ValueError(f"{where}: {key!r} must be a file path (a string), got {_type_name(value)} {value!r}")
     normalized = dict(item)
     label = item.get("label")
     if label is None:
@@ -138,19 +174,32 @@ def write_datalist(
 
 
 def read_datalist(
-    path: str | os.PathLike[str], split: str = "training", require_label: bool = True
+    path: str | os.PathLike[str],
+    split: str = "training",
+    require_label: bool = True,
+    allow_duplicates: bool = False,
 ) -> list[dict[str, Any]]:
-    """Read one split of a datalist with MONAI's ``load_decathlon_datalist`` and validate every item.
+    """Read one split of a datalist (paths resolved like MONAI's ``load_decathlon_datalist``) and validate it.
 
-    ``require_label=False`` accepts unlabelled items (inference); see :func:`validate_item`.
+    The file is read as UTF-8 whatever the locale. ``image``, ``mask_*`` and ``image_dicom`` are resolved
+    against the datalist's folder; other string fields only when the resolved path exists (as MONAI does).
+    A ``test`` split may also be a list of image paths. ``require_label=False`` accepts unlabelled items
+    (inference); see :func:`validate_item`.
+
+    Args:
+        path: the datalist JSON file.
+        split: ``"training"``, ``"validation"`` or ``"test"``.
+        require_label: reject items without a label.
+        allow_duplicates: accept the same image listed twice in the split.
 
     Returns:
         The items with absolute paths; ``[]`` when the file has no such split (:func:`write_datalist` leaves
-        empty splits out).
+        empty splits out) or it is ``null``.
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a known split, not JSON, or an invalid item (the message names the file, split and index).
+        ValueError: not a known split, not JSON, a split that is not a list, an invalid item (the message names
+            the file, split and index), or an image listed twice (the message names the file, split and path).
     """
     source = Path(path)
     if split not in DATALIST_SPLITS:
@@ -158,13 +207,32 @@ def read_datalist(
     document = read_json(source, "datalist")
     if not isinstance(document, dict):
         raise ValueError(f"{source}: a datalist is a JSON object with {DATALIST_SPLITS} lists")
-    if not document.get(split):
+    entries = document.get(split)
+    if entries is None:
         return []
-    try:
-        items = load_decathlon_datalist(str(source), is_segmentation=False, data_list_key=split)
-    except (ValueError, TypeError, AttributeError) as err:
-        raise ValueError(f"{source}: {err}") from err
-    return [validate_item(item, f"{source} {split}[{i}]", require_label) for i, item in enumerate(items)]
+    if not isinstance(entries, list):
+        raise ValueError(f"{source}: split {split!r} must be a list of items, got {_type_name(entries)}")
+    base_dir = source.parent
+    items: list[dict[str, Any]] = []
+    first_index: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        where = f"{source} {split}[{index}]"
+        if split == "test" and isinstance(entry, str):  # MONAI's plain list of test images
+            entry = {"image": entry}
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"{where}: expected an object, got {_type_name(entry)}")
+        resolved = {key: _join_path(base_dir, value, key not in PATH_KEYS) for key, value in entry.items()}
+        item = validate_item(resolved, where, require_label)
+        image = str(item["image"])
+        if not allow_duplicates:
+            if image in first_index:
+                raise ValueError(
+                    f"{source} {split}: image {image} is listed twice ({split}[{first_index[image]}] and "
+                    f"{split}[{index}])"
+                )
+            first_index[image] = index
+        items.append(item)
+    return items
 
 
 def datalist_from_csv(path: str | os.PathLike[str], base_dir: str | os.PathLike[str] | None = None) -> list[dict]:
@@ -189,7 +257,9 @@ def datalist_from_csv(path: str | os.PathLike[str], base_dir: str | os.PathLike[
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such CSV file")
     root = Path(base_dir) if base_dir is not None else source.parent
-    with open(source, newline="", encoding="utf-8") as handle:
+    # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark, which would otherwise glue onto the first
+    # column name.
+    with open(source, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         columns = set(reader.fieldnames or ())
         if "image" not in columns:
@@ -247,10 +317,7 @@ def datalist_from_exam_list(
     source = Path(path)
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such exam list")
-    if source.suffix.lower() == ".json":
-        exams = json.loads(source.read_text(encoding="utf-8"))
-    else:
-        exams = restricted_load(source)
+    exams = read_json(source, "exam list") if source.suffix.lower() == ".json" else restricted_load(source)
     if not isinstance(exams, list):
         raise ValueError(f"{source}: an exam list is a list of exams, got {type(exams).__name__}")
     images, masks = Path(image_dir), Path(mask_dir) if mask_dir is not None else None

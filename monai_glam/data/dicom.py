@@ -108,6 +108,34 @@ def _spacing_of(dataset: Any) -> tuple[float, float] | None:
     return None
 
 
+def _int_tag(path: str, dataset: Any, keyword: str, default: int) -> int:
+    """The integer value of ``keyword`` (``default`` when absent or empty); a malformed value is a one-line error."""
+    try:
+        value = dataset.get(keyword)
+    except Exception as err:  # pydicom converts the value on access and may reject it
+        raise MammogramReadError(path, f"tag {keyword} cannot be read ({type(err).__name__}: {err})") from err
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise MammogramReadError(path, f"tag {keyword} is not an integer: {str(value)!r}") from None
+
+
+def _float_tag(path: str, dataset: Any, keyword: str) -> float | None:
+    """The number in ``keyword`` or ``None`` when absent; a malformed value is a one-line error."""
+    try:
+        value = dataset.get(keyword)
+    except Exception as err:  # pydicom converts the value on access and may reject it
+        raise MammogramReadError(path, f"tag {keyword} cannot be read ({type(err).__name__}: {err})") from err
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise MammogramReadError(path, f"tag {keyword} is not a number: {str(value)!r}") from None
+
+
 def read_dicom_mammogram(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, Any]]:
     """Read a single-frame grayscale DICOM image as MONOCHROME2 values.
 
@@ -124,7 +152,8 @@ def read_dicom_mammogram(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict
 
     Raises:
         MammogramReadError: the file is not DICOM, has no image, is multi-frame or colour, its compressed pixel
-            data has no installed decoder, or the pixel data is truncated or corrupt.
+            data has no installed decoder, the pixel data is truncated or corrupt, or an image tag such as
+            ``NumberOfFrames`` holds no valid number (the message names the tag).
     """
     _require_pydicom()
     name = os.fspath(path)
@@ -143,11 +172,11 @@ def read_dicom_mammogram(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict
         if "Rows" in dataset or "SOPClassUID" not in dataset or "Image Storage" in sop_name:
             raise MammogramReadError(name, "truncated or incomplete DICOM file: it ends before the pixel data")
         raise MammogramReadError(name, f"DICOM object has no pixel data ({sop_name}); it is not an image")
-    frames = int(dataset.get("NumberOfFrames", 1) or 1)
+    frames = _int_tag(name, dataset, "NumberOfFrames", 1)
     if frames != 1:
         raise MammogramReadError(name, f"multi-frame DICOM ({frames} frames); a single 2-D mammogram is expected")
     photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-    samples = int(dataset.get("SamplesPerPixel", 1) or 1)
+    samples = _int_tag(name, dataset, "SamplesPerPixel", 1)
     if samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
         raise MammogramReadError(
             name, f"colour DICOM image ({photometric}, {samples} samples per pixel); a grayscale mammogram is expected"
@@ -164,19 +193,19 @@ def read_dicom_mammogram(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict
     if pixels.ndim != 2:
         raise MammogramReadError(name, f"pixel data has shape {pixels.shape}; a 2-D image is expected")
 
-    bits_stored = int(dataset.get("BitsStored", pixels.dtype.itemsize * 8) or pixels.dtype.itemsize * 8)
+    bits_stored = _int_tag(name, dataset, "BitsStored", 0) or pixels.dtype.itemsize * 8
     values = pixels.astype(np.float64)
     if photometric == "MONOCHROME1":
         # Invert within the range the stored bits can hold, so 0 stays 0 after inverting twice.
-        if int(dataset.get("PixelRepresentation", 0) or 0) == 1:
+        if _int_tag(name, dataset, "PixelRepresentation", 0) == 1:
             low, high = -(2 ** (bits_stored - 1)), 2 ** (bits_stored - 1) - 1
         else:
             low, high = 0, 2**bits_stored - 1
         values = (low + high) - values
-    slope = dataset.get("RescaleSlope")
-    intercept = dataset.get("RescaleIntercept")
+    slope = _float_tag(name, dataset, "RescaleSlope")
+    intercept = _float_tag(name, dataset, "RescaleIntercept")
     if slope is not None or intercept is not None:
-        values = values * float(1.0 if slope is None else slope) + float(0.0 if intercept is None else intercept)
+        values = values * (1.0 if slope is None else slope) + (0.0 if intercept is None else intercept)
 
     laterality = normalize_laterality(dataset.get("ImageLaterality")) or normalize_laterality(dataset.get("Laterality"))
     meta: dict[str, Any] = {

@@ -7,6 +7,7 @@ order, with the metadata the preprocessing needs (laterality, view, spacing, bit
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,8 @@ def _read_pil(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
             pixels = np.array(image)
     except MammogramReadError:
         raise
+    except PILImage.DecompressionBombError as err:  # not an OSError; raised before any pixel is decoded
+        raise MammogramReadError(path, f"refused as a possible decompression bomb ({err})") from err
     except (OSError, SyntaxError, ValueError) as err:  # Pillow's errors for unknown, corrupt or truncated files
         raise MammogramReadError(path, f"corrupt, truncated or unsupported image file ({err})") from err
     bits = _PIL_MODE_BITS.get(mode, pixels.dtype.itemsize * 8)
@@ -105,11 +108,20 @@ def read_image_array(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str
 
     Raises:
         FileNotFoundError: the file does not exist.
-        MammogramReadError: the file cannot be decoded.
+        MammogramReadError: the path is a directory or not a regular file (a FIFO, ...), or the file cannot be
+            decoded (including images larger than Pillow's decompression-bomb limit).
     """
     file_path = Path(path)
-    if not file_path.is_file():
-        raise FileNotFoundError(f"{file_path}: no such file")
+    try:
+        mode = file_path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise FileNotFoundError(f"{file_path}: no such file") from None
+    except OSError as err:
+        raise MammogramReadError(file_path, f"cannot be read ({err.strerror or type(err).__name__})") from None
+    if stat.S_ISDIR(mode):
+        raise MammogramReadError(file_path, "is a directory, not an image file")
+    if not stat.S_ISREG(mode):  # a FIFO or device would block or never end; a socket cannot be opened
+        raise MammogramReadError(file_path, "is not a regular file (a FIFO, socket or device)")
     file_format = _sniff_format(file_path)
     if file_format == "dicom":
         return read_dicom_mammogram(file_path)
@@ -159,8 +171,9 @@ def load_mammogram(
 
     Raises:
         FileNotFoundError: no such file.
-        MammogramReadError: (a ``ValueError``) the file is empty, corrupt, truncated, colour, 3-D, multi-frame,
-            NaN-filled, not an image, or compressed with a codec whose decoder is not installed.
+        MammogramReadError: (a ``ValueError``) the path is a directory or a FIFO, the file is empty, corrupt,
+            truncated, colour, 3-D, multi-frame, NaN-filled, not an image, larger than Pillow's decompression-bomb
+            limit, or compressed with a codec whose decoder is not installed.
     """
     file_path = Path(path)
     pixels, file_meta = read_image_array(file_path)
