@@ -350,6 +350,7 @@ def load_inference_model(
     config = resolve_model_config(checkpoint, model_config)
     checked = inference_settings(config, **settings)
     model = load_model(checkpoint, config, checked.device)
+    model.check_input_size(checked.window)
     run_info = {
         "checkpoint": str(Path(checkpoint).resolve()),
         "model_config": str(config.source.resolve()) if config.source is not None else None,

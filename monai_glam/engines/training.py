@@ -113,6 +113,7 @@ def run_training(
     set_determinism(seed=seed)
     torch.manual_seed(seed)
     glam = GLAM(**kwargs, gradient_checkpointing=gradient_checkpointing)
+    glam.check_input_size(window)
     resolved_device = resolve_process_device(device)
     started_group = init_distributed_from_env(resolved_device)
     output_dir = Path(output_dir)

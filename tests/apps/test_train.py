@@ -125,3 +125,11 @@ def test_resume_with_fewer_epochs_names_the_option(tmp_path, datalist, capsys):
     assert main(["train", *common, *out, "--epochs", "1", "--resume"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--epochs 1 is fewer than the 2 epochs" in err and "--epochs 3 or more" in err
+
+
+def test_window_smaller_than_the_patch_is_refused_before_training(tmp_path, datalist, capsys):
+    argv = ["train", "--datalist", str(datalist), "--preset", "tiny", "--window", "32", "32", "--no-progress"]
+    assert main([*argv, "--output", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "window [32, 32] is smaller than this GLAM's 64x64 patch" in err
+    assert not (tmp_path / "run" / "last.pt").exists()

@@ -119,6 +119,24 @@ class GLAM(nn.Module):
         self.patch_size = self.region_proposal.patch_size
         self.saliency_in_training = bool(saliency_in_training)
 
+    @torch.jit.unused
+    def check_input_size(self, spatial_size: Sequence[int]) -> None:
+        """Refuse an input ``(H, W)`` that cannot hold one patch, before any data is read.
+
+        A window smaller than the patch makes the patch selection and the local module meaningless (every
+        metric comes out NaN), so commands check their window with this first.
+
+        Raises:
+            ValueError: naming the window and the patch size.
+        """
+        size = tuple(int(v) for v in spatial_size)
+        patch = (int(self.patch_size[0]), int(self.patch_size[1]))
+        if len(size) != 2 or size[0] < patch[0] or size[1] < patch[1]:
+            raise ValueError(
+                f"window {list(size)} is smaller than this GLAM's {patch[0]}x{patch[1]} patch; use a window of at "
+                f"least {patch[0]}x{patch[1]} (or a model config with a smaller patch_size)"
+            )
+
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """See the class docstring."""
         return self.forward_outputs(x)
