@@ -108,22 +108,8 @@ def _spacing_of(dataset: Any) -> tuple[float, float] | None:
     return None
 
 
-def _int_tag(path: str, dataset: Any, keyword: str, default: int) -> int:
-    """The integer value of ``keyword`` (``default`` when absent or empty); a malformed value is a one-line error."""
-    try:
-        value = dataset.get(keyword)
-    except Exception as err:  # pydicom converts the value on access and may reject it
-        raise MammogramReadError(path, f"tag {keyword} cannot be read ({type(err).__name__}: {err})") from err
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise MammogramReadError(path, f"tag {keyword} is not an integer: {str(value)!r}") from None
-
-
-def _float_tag(path: str, dataset: Any, keyword: str) -> float | None:
-    """The number in ``keyword`` or ``None`` when absent; a malformed value is a one-line error."""
+def _number_tag(path: str, dataset: Any, keyword: str, kind: type[int] | type[float] = int) -> Any:
+    """The value of ``keyword`` as ``kind`` (``None`` when absent or empty); a malformed value is a one-line error."""
     try:
         value = dataset.get(keyword)
     except Exception as err:  # pydicom converts the value on access and may reject it
@@ -131,9 +117,16 @@ def _float_tag(path: str, dataset: Any, keyword: str) -> float | None:
     if value is None or value == "":
         return None
     try:
-        return float(value)
+        return kind(value)
     except (TypeError, ValueError):
-        raise MammogramReadError(path, f"tag {keyword} is not a number: {str(value)!r}") from None
+        expected = "an integer" if kind is int else "a number"
+        raise MammogramReadError(path, f"tag {keyword} is not {expected}: {str(value)!r}") from None
+
+
+def _int_tag(path: str, dataset: Any, keyword: str, default: int) -> int:
+    """The integer value of ``keyword`` (``default`` when absent or empty)."""
+    value = _number_tag(path, dataset, keyword, int)
+    return default if value is None else int(value)
 
 
 def read_dicom_mammogram(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, Any]]:
@@ -202,8 +195,8 @@ def read_dicom_mammogram(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict
         else:
             low, high = 0, 2**bits_stored - 1
         values = (low + high) - values
-    slope = _float_tag(name, dataset, "RescaleSlope")
-    intercept = _float_tag(name, dataset, "RescaleIntercept")
+    slope = _number_tag(name, dataset, "RescaleSlope", float)
+    intercept = _number_tag(name, dataset, "RescaleIntercept", float)
     if slope is not None or intercept is not None:
         values = values * (1.0 if slope is None else slope) + (0.0 if intercept is None else intercept)
 
