@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.data import MetaTensor
 from monai.utils import convert_to_numpy
 
 from monai_glam.data.image_reader import read_image_array
 from monai_glam.metrics.evaluation import EvaluationCollector
 from monai_glam.transforms.array import PAPER_WINDOW_SIZE
-from monai_glam.utils.enums import MetaKeys, mask_keys_for
+from monai_glam.transforms.dictionary import mask_was_read
+from monai_glam.utils.enums import mask_keys_for
 from monai_glam.utils.json_files import read_json
 from monai_glam.writers import OUTPUT_FOLDERS, ImagePrediction, OriginalGeometryInverter
 
@@ -61,11 +61,7 @@ def record_inference(
 
 def _network_mask(value: Any) -> np.ndarray | None:
     """A network-frame mask that was read from a file (not one ``LoadMammogramd`` filled in), else ``None``."""
-    if not isinstance(value, torch.Tensor):
-        return None
-    if isinstance(value, MetaTensor) and value.meta.get(MetaKeys.MASK_MISSING):
-        return None
-    return convert_to_numpy(value)
+    return convert_to_numpy(value) if mask_was_read(value) else None
 
 
 def read_saliency_maps(predictions_dir: str | Path, image_id: str, class_names: Sequence[str], frame: str) -> Any:

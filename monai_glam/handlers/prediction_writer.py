@@ -12,6 +12,7 @@ import torch
 from monai.data import MetaTensor
 from monai.utils import CommonKeys, convert_to_numpy, min_version, optional_import
 
+from monai_glam.transforms.dictionary import mask_was_read
 from monai_glam.utils.distributed import is_main_process
 from monai_glam.utils.enums import GLAMKeys, MetaKeys
 from monai_glam.writers import field_text
@@ -94,7 +95,7 @@ class PredictionWriterHandler:
             item[CommonKeys.IMAGE] = _source_path(data, CommonKeys.IMAGE)
             item[CommonKeys.LABEL] = _label(data.get(CommonKeys.LABEL))
             for key in self.writer.mask_keys:
-                if _mask_was_read(data.get(key)):
+                if mask_was_read(data.get(key)):
                     item[key] = _source_path(data, key)
             pred = output.get(CommonKeys.PRED, output)
             outputs_ = {key: pred[key] for key in GLAM_IMAGE_OUTPUTS if key in pred}
@@ -114,10 +115,3 @@ class PredictionWriterHandler:
 GLAM_IMAGE_OUTPUTS = tuple(
     key.value for key in (GLAMKeys.PROB_GLOBAL, GLAMKeys.PROB_LOCAL, GLAMKeys.SALIENCY, GLAMKeys.PATCH_BOXES)
 )
-
-
-def _mask_was_read(value: Any) -> bool:
-    """Whether a loaded mask came from a file (not filled in with zeros by ``LoadMammogramd``)."""
-    return isinstance(value, torch.Tensor) and not (
-        isinstance(value, MetaTensor) and value.meta.get(MetaKeys.MASK_MISSING)
-    )

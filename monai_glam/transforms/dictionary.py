@@ -49,10 +49,17 @@ __all__ = [
     "StandardizeIntensityD",
     "StandardizeIntensityDict",
     "StandardizeIntensityd",
+    "mask_was_read",
 ]
 
 #: Alias of :attr:`MetaKeys.MASK_MISSING` (a plain ``str``), kept for existing imports.
 MASK_MISSING: str = MetaKeys.MASK_MISSING.value
+
+
+def mask_was_read(value: Any) -> bool:
+    """Whether an item's mask is a loaded tensor that came from a file, not one :class:`LoadMammogramd` filled in
+    (an all-zero mask flagged ``mask_missing`` for an absent file)."""
+    return isinstance(value, torch.Tensor) and not (isinstance(value, MetaTensor) and value.meta.get(MASK_MISSING))
 
 
 class LoadMammogramd(MapTransform):

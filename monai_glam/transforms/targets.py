@@ -11,6 +11,7 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform
 from monai.utils import TransformBackends, convert_to_tensor
 
+from monai_glam.transforms.dictionary import mask_was_read
 from monai_glam.utils.enums import DEFAULT_MASK_KEYS, BatchKeys, MetaKeys
 
 __all__ = ["DEFAULT_MASK_KEYS", "GLAMTargetsD", "GLAMTargetsDict", "GLAMTargetsd"]
@@ -78,9 +79,8 @@ class GLAMTargetsd(MapTransform):
                 continue
             if tuple(mask.shape[-2:]) != spatial:
                 raise ValueError(f"{key}{where} is {tuple(mask.shape[-2:])}, the image is {spatial}.")
-            filled_in = isinstance(mask, MetaTensor) and bool(mask.meta.get(MetaKeys.MASK_MISSING, False))
             masks.append(torch.as_tensor(mask).reshape(spatial).float())
-            available.append(0.0 if filled_in else 1.0)
+            available.append(1.0 if mask_was_read(mask) else 0.0)
         d[self.mask_key] = torch.stack(masks)
         d[self.mask_available_key] = torch.tensor(available)
         return d

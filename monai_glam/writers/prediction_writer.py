@@ -25,7 +25,7 @@ from monai.data import MetaTensor
 
 from monai_glam.data.meta import LATERALITY, SPACING, VIEW
 from monai_glam.inferers import threshold_saliency
-from monai_glam.transforms.dictionary import MASK_MISSING
+from monai_glam.transforms.dictionary import mask_was_read
 from monai_glam.utils.atomic import atomic_write_text
 from monai_glam.utils.enums import CLASS_NAMES, BatchKeys, GLAMKeys, mask_keys_for
 from monai_glam.writers.failures import FailureLog
@@ -146,9 +146,7 @@ class PredictionWriter:
     def _ground_truth(self, data: Mapping[str, Any]) -> torch.Tensor | None:
         """``(C, h, w)`` network-frame masks when every class has a real (not filled-in) mask."""
         masks = [data.get(key) for key in self.mask_keys]
-        if any(not isinstance(m, torch.Tensor) for m in masks):
-            return None
-        if any(isinstance(m, MetaTensor) and m.meta.get(MASK_MISSING) for m in masks):
+        if not all(mask_was_read(m) for m in masks):
             return None
         return torch.cat([torch.as_tensor(m).reshape(1, *m.shape[-2:]) for m in masks]).float()
 
