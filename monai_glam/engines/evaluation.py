@@ -18,7 +18,7 @@ import torch
 from monai.utils import convert_to_numpy
 
 from monai_glam.data.image_reader import read_image_array
-from monai_glam.metrics.evaluation import EvaluationCollector
+from monai_glam.metrics.evaluation import EvaluationCollector, ground_truth_known
 from monai_glam.transforms.array import PAPER_WINDOW_SIZE
 from monai_glam.transforms.dictionary import mask_was_read
 from monai_glam.utils.enums import mask_keys_for
@@ -127,10 +127,7 @@ def collect_predictions_folder(
                 for name in class_names
             ]
         masks = [_read_mask(path) if path else None for path in paths]
-        known = all(
-            m is not None or (prediction.label is not None and int(prediction.label[c]) == 0)
-            for c, m in enumerate(masks)
-        )
+        known = ground_truth_known([m is not None for m in masks], prediction.label)
         saliency = read_saliency_maps(root, prediction.image_id, class_names, frame) if known else None
         collector.add(prediction, saliency, masks)
     return collector, info

@@ -8,6 +8,7 @@ from monai_glam.metrics.evaluation import (
     ScoredImage,
     downsample_maps,
     froc_peak_settings,
+    ground_truth_known,
     localization_truth,
 )
 from monai_glam.metrics.froc import DEFAULT_FP_RATES, FROCResult, compute_lesion_froc, find_saliency_peaks, froc_curve
@@ -54,6 +55,7 @@ __all__ = [
     "find_saliency_peaks",
     "froc_curve",
     "froc_peak_settings",
+    "ground_truth_known",
     "json_safe",
     "localization_truth",
     "overlap_counts",

@@ -37,6 +37,7 @@ __all__ = [
     "ScoredImage",
     "downsample_maps",
     "froc_peak_settings",
+    "ground_truth_known",
     "localization_truth",
 ]
 
@@ -84,6 +85,16 @@ def downsample_maps(maps: np.ndarray, factor: int, reduce: str = "mean") -> np.n
     return blocks.mean(axis=(2, 4)) if reduce == "mean" else blocks.max(axis=(2, 4))
 
 
+def ground_truth_known(has_mask: Sequence[bool], label: Sequence[int] | None) -> bool:
+    """The localization rule: every class's ground truth is known, from a mask file or from a negative label.
+
+    Args:
+        has_mask: per class, whether the image has a mask file of that class.
+        label: the image's per-class 0/1 label, ``None`` when unknown.
+    """
+    return all(present or (label is not None and int(label[c]) == 0) for c, present in enumerate(has_mask))
+
+
 def localization_truth(
     masks: Sequence[np.ndarray | None], label: Sequence[int] | None, shape: Sequence[int]
 ) -> np.ndarray | None:
@@ -101,12 +112,12 @@ def localization_truth(
     Raises:
         ValueError: a mask whose shape differs from ``shape``.
     """
+    if not ground_truth_known([mask is not None for mask in masks], label):
+        return None
     height, width = int(shape[0]), int(shape[1])
     stacked = []
-    for index, mask in enumerate(masks):
-        if mask is None:
-            if label is None or int(label[index]) != 0:
-                return None
+    for mask in masks:
+        if mask is None:  # a negative class without a mask file: known to be empty
             stacked.append(np.zeros((height, width), dtype=np.uint8))
             continue
         array = np.asarray(mask)
