@@ -23,7 +23,7 @@ from monai_glam.transforms.array import PAPER_WINDOW_SIZE
 from monai_glam.transforms.dictionary import mask_was_read
 from monai_glam.utils.enums import mask_keys_for
 from monai_glam.utils.json_files import read_json
-from monai_glam.writers import OUTPUT_FOLDERS, ImagePrediction, OriginalGeometryInverter
+from monai_glam.writers import OUTPUT_FOLDERS, ImagePrediction
 
 __all__ = ["collect_predictions_folder", "evaluate_predictions", "read_saliency_maps", "record_inference"]
 
@@ -38,7 +38,7 @@ def record_inference(
     item: Mapping[str, Any],
     data: Mapping[str, Any],
     saliency: torch.Tensor,
-    inverter: OriginalGeometryInverter,
+    original_saliency: torch.Tensor | None = None,
 ) -> bool:
     """Record an image of :func:`~monai_glam.engines.run_inference` in ``collector``'s frame.
 
@@ -47,11 +47,16 @@ def record_inference(
         item: the datalist item (``mask_<class>`` paths of the raw masks).
         data: the preprocessed item (image with its applied operations, network-frame masks).
         saliency: ``(C, h, w)`` fused map in the network frame.
-        inverter: maps network-frame maps back onto the raw image.
+        original_saliency: the same map mapped back onto the raw image (needed in the ``original`` frame).
+
+    Raises:
+        ValueError: the ``original`` frame without ``original_saliency``.
     """
     mask_keys = mask_keys_for(collector.class_names)
     if collector.frame == "original":
-        maps = inverter(saliency, data[inverter.orig_key])
+        if original_saliency is None:
+            raise ValueError("an original-frame evaluation needs the map mapped back onto the raw image")
+        maps = original_saliency
         masks = [_read_mask(str(item[key])) if item.get(key) else None for key in mask_keys]
     else:
         maps = saliency

@@ -258,10 +258,14 @@ def run_inference(
                 batch = data[BatchKeys.IMAGE].as_tensor()[None].to(settings.device)
                 outputs = _per_image(inferer(batch, model))
             stage = "write"
-            prediction = writer.write(writer.new_image_id(source), item, data, outputs)
+            saliency = outputs[GLAMKeys.SALIENCY].float()
+            # The writer and an original-frame evaluation both need the map on the raw image: invert it once.
+            needs_original = bool(settings.formats) or (collector is not None and collector.frame == "original")
+            original = inverter(saliency, data[BatchKeys.IMAGE]) if needs_original else None
+            prediction = writer.write(writer.new_image_id(source), item, data, outputs, original_saliency=original)
             if collector is not None:
                 stage = "evaluate"
-                record_inference(collector, prediction, item, data, outputs[GLAMKeys.SALIENCY], inverter)
+                record_inference(collector, prediction, item, data, saliency, original)
         except ITEM_ERRORS as err:
             failures.add(index, source, stage, err)
     info = {**dict(run_info or {}), **settings.to_json(), "num_items": len(items)}

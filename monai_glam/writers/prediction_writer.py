@@ -151,7 +151,12 @@ class PredictionWriter:
         return torch.cat([torch.as_tensor(m).reshape(1, *m.shape[-2:]) for m in masks]).float()
 
     def write(
-        self, image_id: str, item: Mapping[str, Any], data: Mapping[str, Any], outputs: Mapping[str, torch.Tensor]
+        self,
+        image_id: str,
+        item: Mapping[str, Any],
+        data: Mapping[str, Any],
+        outputs: Mapping[str, torch.Tensor],
+        original_saliency: torch.Tensor | None = None,
     ) -> ImagePrediction:
         """Write the maps, masks and overlay of one image and record its scores.
 
@@ -162,6 +167,8 @@ class PredictionWriter:
                 when available, the network-frame masks.
             outputs: this image's outputs: ``prob_global``/``prob_local`` ``(C,)``, ``saliency`` ``(C, h, w)``,
                 optionally ``patch_boxes`` ``(K, 4)``.
+            original_saliency: the fused map already mapped back onto the original image (``(C, H, W)``), when
+                the caller needs it too; computed here otherwise.
 
         Returns:
             The image's :class:`ImagePrediction` (also appended to :attr:`predictions`).
@@ -171,7 +178,7 @@ class PredictionWriter:
         mask = threshold_saliency(saliency, self.thresholds, channel_dim=0)
         spacing = tuple(image.meta.get(SPACING) or (1.0, 1.0)) if isinstance(image, MetaTensor) else (1.0, 1.0)
         if self.formats:
-            original = self.inverter(saliency, image)
+            original = self.inverter(saliency, image) if original_saliency is None else original_saliency
             original_mask = self.inverter(mask, image, nearest=True)
             self._write_maps("saliency", "masks", image_id, original, original_mask, spacing)
         truth = self._ground_truth(data)
