@@ -23,7 +23,7 @@ from monai_glam.transforms.array import PAPER_WINDOW_SIZE
 from monai_glam.transforms.dictionary import mask_was_read
 from monai_glam.utils.enums import mask_keys_for
 from monai_glam.utils.json_files import read_json
-from monai_glam.writers import OUTPUT_FOLDERS, ImagePrediction
+from monai_glam.writers import OUTPUT_FOLDERS, ImagePrediction, map_from_uint16
 
 __all__ = ["collect_predictions_folder", "evaluate_predictions", "read_saliency_maps", "record_inference"]
 
@@ -83,8 +83,8 @@ def read_saliency_maps(predictions_dir: str | Path, image_id: str, class_names: 
         nifti, png = folder / f"{image_id}_{name}.nii.gz", folder / f"{image_id}_{name}.png"
         if nifti.is_file():
             arrays.append(np.asarray(read_image_array(nifti)[0], dtype=np.float32))
-        elif png.is_file():  # 16-bit PNG: round(65535 * value)
-            arrays.append(np.asarray(read_image_array(png)[0], dtype=np.float32) / 65535.0)
+        elif png.is_file():
+            arrays.append(map_from_uint16(read_image_array(png)[0]))
         else:
             how = " (run monai-glam infer with --network-frame)" if frame == "network" else ""
             raise FileNotFoundError(f"{nifti}: no saliency map file (.nii.gz or .png){how}")

@@ -28,7 +28,14 @@ from monai_glam.transforms.array import PAPER_WINDOW_SIZE
 from monai_glam.transforms.dictionary import BreastCropd, LoadMammogramd, OrientToRightd, StandardizeIntensityd
 from monai_glam.utils.device import resolve_device
 from monai_glam.utils.enums import CLASS_NAMES, DEFAULT_MASK_KEYS, BatchKeys, GLAMKeys, mask_keys_for
-from monai_glam.writers import ITEM_ERRORS, FailureLog, ImagePrediction, OriginalGeometryInverter, PredictionWriter
+from monai_glam.writers import (
+    ITEM_ERRORS,
+    PREDICTION_OUTPUT_KEYS,
+    FailureLog,
+    ImagePrediction,
+    OriginalGeometryInverter,
+    PredictionWriter,
+)
 
 if TYPE_CHECKING:
     from monai_glam.metrics.evaluation import EvaluationCollector
@@ -52,7 +59,6 @@ logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".dcm", ".dicom", ".nii", ".nii.gz")
 #: The map stride of GLAM's coarse outputs: sliding windows must start on multiples of it.
 MAP_STRIDE = 16
-_OUTPUT_KEYS = (GLAMKeys.PROB_GLOBAL, GLAMKeys.PROB_LOCAL, GLAMKeys.SALIENCY, GLAMKeys.PATCH_BOXES)
 
 
 @dataclass(frozen=True)
@@ -193,7 +199,7 @@ def collect_images(paths: Sequence[str]) -> list[dict[str, str]]:
 
 def _per_image(outputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The first (only) image of a batch of outputs, on the CPU."""
-    return {key: value[0].detach().cpu() for key, value in outputs.items() if key in _OUTPUT_KEYS}
+    return {key: value[0].detach().cpu() for key, value in outputs.items() if key in PREDICTION_OUTPUT_KEYS}
 
 
 def run_inference(

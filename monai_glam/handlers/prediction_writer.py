@@ -14,8 +14,8 @@ from monai.utils import CommonKeys, convert_to_numpy, min_version, optional_impo
 
 from monai_glam.transforms.dictionary import mask_was_read
 from monai_glam.utils.distributed import is_main_process
-from monai_glam.utils.enums import GLAMKeys, MetaKeys
-from monai_glam.writers import field_text
+from monai_glam.utils.enums import MetaKeys
+from monai_glam.writers import PREDICTION_OUTPUT_KEYS, field_text
 
 if TYPE_CHECKING:
     from ignite.engine import Engine, Events
@@ -23,7 +23,7 @@ else:
     Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
     Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
-__all__ = ["GLAM_IMAGE_OUTPUTS", "PredictionWriterHandler"]
+__all__ = ["PredictionWriterHandler"]
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class PredictionWriterHandler:
                 if mask_was_read(data.get(key)):
                     item[key] = _source_path(data, key)
             pred = output.get(CommonKeys.PRED, output)
-            outputs_ = {key: pred[key] for key in GLAM_IMAGE_OUTPUTS if key in pred}
+            outputs_ = {key: pred[key] for key in PREDICTION_OUTPUT_KEYS if key in pred}
             data_ = {CommonKeys.IMAGE: image, **{key: data[key] for key in self.writer.mask_keys if key in data}}
             self.writer.write(self.writer.new_image_id(item[CommonKeys.IMAGE] or "image"), item, data_, outputs_)
 
@@ -109,9 +109,3 @@ class PredictionWriterHandler:
 
         paths = self.writer.finalize(FailureLog("bundle inference"), {"source": "monai_glam bundle inference.json"})
         logger.info("wrote %d predictions to %s", len(self.writer.predictions), paths["images"])
-
-
-#: GLAM outputs the prediction writer uses (scores, fused map, patch boxes).
-GLAM_IMAGE_OUTPUTS = tuple(
-    key.value for key in (GLAMKeys.PROB_GLOBAL, GLAMKeys.PROB_LOCAL, GLAMKeys.SALIENCY, GLAMKeys.PATCH_BOXES)
-)

@@ -21,7 +21,7 @@ from monai_glam.data.image_writer import write_png
 from monai_glam.utils.atomic import atomic_output_path
 from monai_glam.utils.enums import CLASS_NAMES
 
-__all__ = ["MAP_FORMATS", "map_to_uint16", "write_class_maps", "write_nifti"]
+__all__ = ["MAP_FORMATS", "map_from_uint16", "map_to_uint16", "write_class_maps", "write_nifti"]
 
 #: Formats :func:`write_class_maps` knows, with their file suffixes.
 MAP_FORMATS: dict[str, str] = {"nifti": ".nii.gz", "png": ".png"}
@@ -63,6 +63,11 @@ def map_to_uint16(saliency: np.ndarray | torch.Tensor) -> np.ndarray:
     """Saliency values in [0, 1] as uint16 ``round(65535 * value)`` (values outside are clipped)."""
     values = np.asarray(convert_to_numpy(saliency))
     return np.rint(np.clip(values.astype(np.float64), 0.0, 1.0) * 65535.0).astype(np.uint16)
+
+
+def map_from_uint16(values: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`map_to_uint16`: 16-bit PNG values back to float32 saliency in [0, 1]."""
+    return np.asarray(values, dtype=np.float32) / 65535.0
 
 
 def write_class_maps(

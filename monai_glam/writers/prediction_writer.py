@@ -34,7 +34,14 @@ from monai_glam.writers.maps import write_class_maps
 from monai_glam.writers.overlays import write_overlay
 from monai_glam.writers.tables import ImagePrediction, write_prediction_tables
 
-__all__ = ["OUTPUT_FOLDERS", "PredictionWriter", "UniqueImageIds", "field_text", "image_id_from_path"]
+__all__ = [
+    "OUTPUT_FOLDERS",
+    "PREDICTION_OUTPUT_KEYS",
+    "PredictionWriter",
+    "UniqueImageIds",
+    "field_text",
+    "image_id_from_path",
+]
 
 #: Sub-folders of an inference output folder.
 OUTPUT_FOLDERS: dict[str, str] = {
@@ -45,6 +52,12 @@ OUTPUT_FOLDERS: dict[str, str] = {
     "network_masks": "network_frame/masks",
     "network_ground_truth": "network_frame/ground_truth",
 }
+
+
+#: The GLAM outputs :meth:`PredictionWriter.write` uses: both scores, the fused map and the patch boxes.
+PREDICTION_OUTPUT_KEYS: tuple[str, ...] = tuple(
+    key.value for key in (GLAMKeys.PROB_GLOBAL, GLAMKeys.PROB_LOCAL, GLAMKeys.SALIENCY, GLAMKeys.PATCH_BOXES)
+)
 
 
 def image_id_from_path(path: str | os.PathLike[str]) -> str:
