@@ -52,6 +52,7 @@ from monai_glam.handlers import (
 )
 from monai_glam.handlers.loss_terms import training_scalars
 from monai_glam.losses import GLAMLoss
+from monai_glam.metrics.utils import check_thresholds
 from monai_glam.networks.io import load_glam_weights
 from monai_glam.networks.nets.glam import GLAM
 from monai_glam.utils.distributed import is_main_process, rank_and_world_size
@@ -203,11 +204,7 @@ def create_additional_metrics(
         prefix: metric name prefix (``val`` while training, ``test`` in ``evaluate.json``).
     """
     names = tuple(class_names)
-    thresholds = (
-        [float(dice_thresholds)] * len(names) if isinstance(dice_thresholds, (int, float)) else list(dice_thresholds)
-    )
-    if len(thresholds) != len(names):
-        raise ValueError(f"dice_thresholds must have one value per class {list(names)}, got {thresholds}")
+    thresholds = check_thresholds(dice_thresholds, len(names))
     metrics: dict[str, Any] = {
         f"{prefix}_{KEY_METRIC}_{name}": ROCAUC(output_transform=ScoreSelector(score_key, c))
         for c, name in enumerate(names)

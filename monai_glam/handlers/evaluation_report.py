@@ -13,6 +13,7 @@ from monai.data import MetaTensor
 from monai.utils import convert_to_numpy, min_version, optional_import
 
 from monai_glam.metrics.evaluation import EvaluationCollector
+from monai_glam.metrics.utils import check_thresholds
 from monai_glam.utils.distributed import is_main_process
 from monai_glam.utils.enums import CLASS_NAMES, BatchKeys, GLAMKeys, MetaKeys
 from monai_glam.writers import UniqueImageIds, field_text
@@ -79,8 +80,8 @@ class EvaluationReportWriter:
     ) -> None:
         self.output_dir = Path(output_dir)
         self.class_names = tuple(class_names)
-        values = [thresholds] * len(self.class_names) if isinstance(thresholds, (int, float)) else list(thresholds)
-        if len(values) != len(self.class_names) or not all(0.0 <= float(t) <= 1.0 for t in values):
+        values = check_thresholds(thresholds, len(self.class_names))
+        if not all(0.0 <= float(t) <= 1.0 for t in values):
             raise ValueError(f"thresholds must be one number in [0, 1] per class {self.class_names}, got {thresholds}")
         self.thresholds = tuple(float(t) for t in values)
         self.num_bootstrap = int(num_bootstrap)
