@@ -83,6 +83,11 @@ def add_inference_arguments(parser: argparse.ArgumentParser, checkpoint_required
         "--overlay-size", type=POSITIVE_INT, default=512, help="longest side of an overlay panel (default: 512)"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="OUTPUT holds earlier results: replace them once this run has results (default: refuse)",
+    )
 
 
 def inference_options(args: argparse.Namespace, network_frame: bool = False) -> dict[str, Any]:

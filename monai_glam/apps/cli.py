@@ -4,8 +4,9 @@ Each sub-command lives in its own module under :mod:`monai_glam.apps` and expose
 ``add_parser(subparsers) -> argparse.ArgumentParser``; the returned parser must set a ``func`` default that
 takes the parsed namespace and returns an exit code. User errors (bad paths, bad values) are raised as
 :class:`~monai_glam.apps.errors.CommandError`, ``ValueError``, ``FileNotFoundError`` or ``OSError`` and
-reported as one line on stderr instead of a traceback. Sub-command modules never import each other; options
-shared by several live in :mod:`monai_glam.apps.arguments`.
+reported as one line on stderr instead of a traceback. A job stopped by SIGINT/SIGTERM
+(:class:`~monai_glam.utils.signals.RunInterruptedError`) prints one line saying what was kept and exits 130 / 143.
+Sub-command modules never import each other; options shared by several live in :mod:`monai_glam.apps.arguments`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 
 from monai_glam.apps.arguments import OneLineArgumentParser
 from monai_glam.apps.errors import CommandError
+from monai_glam.utils.signals import RunInterruptedError
 
 __all__ = ["build_parser", "main"]
 
@@ -59,6 +61,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CommandError, ValueError, FileNotFoundError, OSError) as err:
         print(f"monai-glam {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except RunInterruptedError as stopped:
+        print(f"monai-glam {args.command}: {stopped}", file=sys.stderr)
+        return stopped.exit_status
+    except KeyboardInterrupt:  # Ctrl-C outside a safe point, or a second one: outputs are atomic, none is torn
+        print(
+            f"monai-glam {args.command}: interrupted; every file already written is complete "
+            "(train: last.pt holds the last complete epoch, continue with --resume)",
+            file=sys.stderr,
+        )
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,6 +19,7 @@ from monai_glam.data.synthetic import SyntheticMammogramGenerator
 from monai_glam.engines import load_inference_model, run_inference, run_training
 from monai_glam.metrics import EvaluationCollector, select_dice_thresholds, write_evaluation_report
 from monai_glam.networks import GLAM_PRESETS, glam_preset
+from monai_glam.utils.device import resolve_device
 
 __all__ = ["add_parser", "run_demo"]
 
@@ -53,11 +54,16 @@ def run_demo(
     segmentation thresholds on the validation split, then run inference and evaluation on the held-out test
     split (CSV of scores, maps and masks in the original image geometry, overlays, a JSON/Markdown report
     with ROC and FROC plots).
+
+    Raises:
+        ValueError: fewer than 8 images, an unknown preset, or an unknown or unavailable device (before anything
+            is written).
     """
     if num_images < 8:
         raise ValueError(f"the demo needs at least 8 images (two synthetic exams), got {num_images}.")
-    output = Path(output)
     window = glam_preset(preset)["window"]
+    resolve_device(device)  # an unknown or unavailable device fails here, before any file is written
+    output = Path(output)
     started = time.perf_counter()
     print(f"[1/5] writing {num_images} synthetic mammograms ({window[0]}x{window[1]}) to {output / 'data'}")
     generator = SyntheticMammogramGenerator(size=window, seed=seed, **_DEMO_LESIONS)

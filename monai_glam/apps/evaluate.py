@@ -1,10 +1,10 @@
 """``monai-glam evaluate``: classification and localization metrics of GLAM on a labelled datalist split.
 
-Argument parsing only. With ``--datalist`` it runs :func:`monai_glam.engines.run_inference` on the split (outputs
-under ``OUTPUT/predictions``) with an :class:`~monai_glam.metrics.EvaluationCollector` that keeps the maps in
-memory (so any ``--formats`` works); with ``--predictions DIR`` it reads an existing ``infer`` folder. The
-report (``report.json``, ``report.md``, ROC/FROC plots) is written by
-:func:`~monai_glam.metrics.write_evaluation_report`. Which images count for localization is documented in
+Argument parsing only. With ``--datalist`` it calls :func:`monai_glam.engines.evaluate_datalist` (inference on
+the split, outputs under ``OUTPUT/predictions``, maps kept in memory for the metrics); with ``--predictions DIR``
+:func:`monai_glam.engines.evaluate_predictions` reads an existing ``infer`` folder. The report (``report.json``,
+``report.md``, ROC/FROC plots) is written by :func:`~monai_glam.metrics.write_evaluation_report`. Which images
+count for localization is documented in
 :mod:`monai_glam.metrics.evaluation`.
 """
 
@@ -23,32 +23,25 @@ from monai_glam.apps.arguments import (
     report_summary,
 )
 from monai_glam.data import read_datalist
-from monai_glam.engines import (
-    evaluate_predictions,
-    load_inference_model,
-    run_inference,
-)
-from monai_glam.metrics import FRAMES, EvaluationCollector, write_evaluation_report
+from monai_glam.engines import evaluate_datalist, evaluate_predictions, load_inference_model
+from monai_glam.metrics import FRAMES
 
 __all__ = ["add_parser"]
 
 
 def _run(args: argparse.Namespace) -> int:
     output = Path(args.output)
-    if args.downsample < 1:
-        raise ValueError(f"--downsample must be >= 1, got {args.downsample}")
+    metrics_options = {
+        "frame": args.frame,
+        "downsample": args.downsample,
+        "num_bootstrap": args.num_bootstrap,
+        "seed": args.seed,
+        "peak_sigma": args.peak_sigma,
+        "peak_min_distance": args.peak_min_distance,
+        "overwrite": args.overwrite,
+    }
     if args.predictions is not None:
-        report, paths = evaluate_predictions(
-            args.predictions,
-            output,
-            frame=args.frame,
-            thresholds=args.thresholds,
-            downsample=args.downsample,
-            num_bootstrap=args.num_bootstrap,
-            seed=args.seed,
-            peak_sigma=args.peak_sigma,
-            peak_min_distance=args.peak_min_distance,
-        )
+        report, paths = evaluate_predictions(args.predictions, output, thresholds=args.thresholds, **metrics_options)
         status = 0
     else:
         if args.checkpoint is None:
@@ -60,21 +53,9 @@ def _run(args: argparse.Namespace) -> int:
             args.checkpoint, args.model_config, **inference_options(args, args.frame == "network")
         )
         run_info.update({"datalist": str(Path(args.datalist).resolve()), "split": args.split})
-        collector = EvaluationCollector(frame=args.frame, downsample=args.downsample)
-        predictions_dir = output / "predictions"
-        summary = run_inference(items, model, predictions_dir, settings, run_info=run_info, collector=collector)
+        summary, evaluated, paths = evaluate_datalist(items, model, output, settings, run_info, **metrics_options)
         status = report_summary(summary, "evaluate")
-        report = collector.report(
-            thresholds=settings.thresholds,
-            num_bootstrap=args.num_bootstrap,
-            seed=args.seed,
-            peak_sigma=args.peak_sigma,
-            peak_min_distance=args.peak_min_distance,
-            window_rows=settings.window[0],
-        )
-        report["inputs"].update({"predictions": str(predictions_dir.resolve())})
-        report["inputs"].update({key: run_info.get(key) for key in ("checkpoint", "datalist", "split")})
-        paths = write_evaluation_report(report, output)
+        report = evaluated or {}
     located = report["inputs"]["num_localization_images"]
     print(f"evaluate: {report['num_images']} image(s), {located} with known ground truth -> report {paths['markdown']}")
     print(f"  {', '.join(str(path) for key, path in paths.items() if key != 'markdown')}")

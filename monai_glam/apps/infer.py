@@ -26,7 +26,7 @@ def _run(args: argparse.Namespace) -> int:
         args.checkpoint, args.model_config, **inference_options(args, args.network_frame)
     )
     run_info.update({"datalist": args.datalist, "split": args.split if args.datalist else None})
-    summary = run_inference(items, model, args.output, settings, run_info=run_info)
+    summary = run_inference(items, model, args.output, settings, run_info=run_info, overwrite=args.overwrite)
     return report_summary(summary, "infer")
 
 
@@ -40,7 +40,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "standardization), run GLAM and write under --output: predictions.csv (benign and malignant scores of "
             "the global and local modules per image), breasts.csv and exams.csv (means over views), "
             "saliency/ and masks/ (per class, NIfTI and 16-bit PNG, in the original image geometry), overlays/, "
-            "failures.json (skipped items) and run.json. Exit status 1 when some items failed."
+            "failures.json (skipped items) and run.json. Exit status 1 when some items failed. An OUTPUT that already "
+            "holds files is refused unless --overwrite; Ctrl-C/SIGTERM stops after the current image with the "
+            "tables listing the images done (exit status 130/143)."
         ),
     )
     source = parser.add_mutually_exclusive_group(required=True)

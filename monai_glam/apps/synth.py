@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
-from monai_glam.data.synthetic import SyntheticMammogramGenerator, write_synthetic_dataset
+from monai_glam.apps.arguments import POSITIVE_INT, SEED, number
+from monai_glam.data.synthetic import MIN_SIZE, SyntheticMammogramGenerator, write_synthetic_dataset
 
 __all__ = ["add_parser", "run"]
 
@@ -22,19 +24,24 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--out", required=True, help="output folder (created)")
-    parser.add_argument("--num", type=int, default=8, help="number of images (default: 8)")
+    parser.add_argument("--num", type=POSITIVE_INT, default=8, help="number of images (default: 8)")
     parser.add_argument(
-        "--size", type=int, nargs=2, metavar=("H", "W"), default=(512, 320), help="image size (default: 512 320)"
+        "--size",
+        type=POSITIVE_INT,
+        nargs=2,
+        metavar=("H", "W"),
+        default=(512, 320),
+        help=f"image size, at least {MIN_SIZE[0]} {MIN_SIZE[1]} (default: 512 320)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--seed", type=SEED, default=0, help="random seed (default: 0)")
     parser.add_argument("--no-dicom", action="store_true", help="write PNG files only")
     parser.add_argument(
         "--fractions",
-        type=float,
+        type=number(0.0, 1.0),
         nargs=3,
         metavar=("TRAIN", "VAL", "TEST"),
         default=(0.8, 0.1, 0.1),
-        help="patient shares of the datalist splits (default: 0.8 0.1 0.1)",
+        help="patient shares of the datalist splits, summing to 1 (default: 0.8 0.1 0.1)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
@@ -43,8 +50,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Generate the data set described by the parsed arguments; returns the exit status."""
-    if args.num < 1:
-        raise ValueError(f"--num must be >= 1, got {args.num}")
+    height, width = args.size
+    if height < MIN_SIZE[0] or width < MIN_SIZE[1]:
+        raise ValueError(f"--size must be at least {MIN_SIZE[0]} {MIN_SIZE[1]} (H W), got {height} {width}")
+    if not math.isclose(sum(args.fractions), 1.0, abs_tol=1e-6):
+        shares = " ".join(f"{share:g}" for share in args.fractions)
+        raise ValueError(f"--fractions must sum to 1, got {shares} (sum {sum(args.fractions):g})")
     generator = SyntheticMammogramGenerator(size=tuple(args.size), seed=args.seed)
     datalist = write_synthetic_dataset(
         args.out,

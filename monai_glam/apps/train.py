@@ -38,6 +38,7 @@ def _run(args: argparse.Namespace) -> int:
         val_interval=args.val_interval,
         init_checkpoint=args.init,
         resume=args.resume,
+        overwrite=args.overwrite,
         augment=not args.no_augment,
         num_workers=args.num_workers,
         seed=args.seed,
@@ -66,7 +67,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description=(
             "Train a GLAM stage with image-level labels only. Typical sequence: --stage global, then --stage local "
             "--init OUT_GLOBAL/best.pt, then optionally --stage joint --init OUT_LOCAL/best.pt. Also runs under "
-            "torchrun (one process per GPU, or gloo on CPU)."
+            "torchrun (one process per GPU, or gloo on CPU). An OUTPUT that already holds checkpoints is refused "
+            "unless --resume or --overwrite is given. Ctrl-C (SIGINT) or SIGTERM stops after the current iteration "
+            "with last.pt saved (exit status 130 / 143); --resume continues."
         ),
     )
     parser.add_argument(
@@ -86,6 +89,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--val-interval", type=POSITIVE_INT, default=1, help="validate every N epochs (default 1)")
     parser.add_argument("--init", help="checkpoint of a previous stage to start from")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt if it exists")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="OUTPUT holds an earlier run: delete its best.pt/last.pt and start again (default: refuse)",
+    )
     parser.add_argument("--no-augment", action="store_true", help="disable training augmentation")
     parser.add_argument("--num-workers", type=NON_NEGATIVE_INT, default=0, help="data-loading workers (default 0)")
     parser.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")

@@ -18,7 +18,7 @@ from monai_glam.data.dicom import (
     read_dicom_mammogram,
     write_dicom_mammogram,
 )
-from monai_glam.data.errors import MammogramReadError
+from monai_glam.data.errors import MammogramReadError, NoUsableItemsError
 from monai_glam.data.image_reader import load_mammogram, read_image_array
 from monai_glam.data.image_writer import write_png
 from monai_glam.data.meta import parse_view_name
@@ -36,6 +36,7 @@ __all__ = [
     "DIGITAL_MAMMOGRAPHY_FOR_PRESENTATION",
     "MammogramDataset",
     "MammogramReadError",
+    "NoUsableItemsError",
     "SyntheticMammogram",
     "SyntheticMammogramGenerator",
     "UnsafePickleError",

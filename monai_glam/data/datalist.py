@@ -186,8 +186,12 @@ def read_datalist(
     A ``test`` split may also be a list of image paths. ``require_label=False`` accepts unlabelled items
     (inference); see :func:`validate_item`.
 
+    A ``.csv`` file is read as a table in :func:`datalist_from_csv`'s format (``utf-8-sig``, so Excel's "CSV
+    UTF-8" works) with a ``split`` column (``training``, ``validation`` or ``test``) saying which split each
+    row belongs to; the label columns may be left out when ``require_label`` is ``False``.
+
     Args:
-        path: the datalist JSON file.
+        path: the datalist JSON file, or a CSV table with a ``split`` column.
         split: ``"training"``, ``"validation"`` or ``"test"``.
         require_label: reject items without a label.
         allow_duplicates: accept the same image listed twice in the split.
@@ -198,13 +202,19 @@ def read_datalist(
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a known split, not JSON, a split that is not a list, an invalid item (the message names
-            the file, split and index), or an image listed twice (the message names the file, split and path).
+        ValueError: not a known split, not UTF-8 or not JSON, a split that is not a list, an invalid item (the
+            message names the file, split and index, or the CSV line), or an image listed twice (the message names
+            the file, split and path).
     """
     source = Path(path)
     if split not in DATALIST_SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {DATALIST_SPLITS}")
-    document = read_json(source, "datalist")
+    if source.suffix.lower() == ".csv":
+        return _read_csv_split(source, split, require_label, allow_duplicates)
+    try:
+        document = read_json(source, "datalist")
+    except UnicodeDecodeError as err:  # e.g. a datalist saved as UTF-16, or an image passed as the datalist
+        raise ValueError(f"{source}: not a UTF-8 text file ({err.reason} at byte {err.start})") from None
     if not isinstance(document, dict):
         raise ValueError(f"{source}: a datalist is a JSON object with {DATALIST_SPLITS} lists")
     entries = document.get(split)
@@ -253,33 +263,76 @@ def datalist_from_csv(path: str | os.PathLike[str], base_dir: str | os.PathLike[
         FileNotFoundError: no such file.
         ValueError: missing columns or a bad row (the message names the file and line).
     """
-    source = Path(path)
+    return [item for _, item in _csv_items(Path(path), base_dir, require_label=True)]
+
+
+def _csv_items(
+    source: Path, base_dir: str | os.PathLike[str] | None, require_label: bool
+) -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, validated item)`` per row of a CSV datalist table (see :func:`datalist_from_csv`)."""
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such CSV file")
     root = Path(base_dir) if base_dir is not None else source.parent
     # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark, which would otherwise glue onto the first
     # column name.
-    with open(source, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        columns = set(reader.fieldnames or ())
-        if "image" not in columns:
-            raise ValueError(f"{source}: no 'image' column (columns: {sorted(columns)})")
-        if "label" not in columns and not {"benign", "malignant"} <= columns:
-            raise ValueError(f"{source}: needs 'benign' and 'malignant' columns or a 'label' column")
-        items = []
-        for row in reader:
-            where = f"{source} line {reader.line_num}"
-            item: dict[str, Any] = {k: v.strip() for k, v in row.items() if k and v is not None and v.strip() != ""}
-            if "label" in item:
-                item["label"] = [part.strip() for part in item["label"].strip("[]").split(",")]
-            elif "benign" in item and "malignant" in item:
-                item["label"] = [item.pop("benign"), item.pop("malignant")]
-            for key in PATH_KEYS:
-                if key in item:
-                    item[key] = str(root / item[key])
-            if "horizontal_flip" in item:
-                item["horizontal_flip"] = parse_horizontal_flip(item["horizontal_flip"])
-            items.append(validate_item(item, where))
+    try:
+        with open(source, newline="", encoding="utf-8-sig") as handle:
+            return _parse_csv(source, csv.DictReader(handle), root, require_label)
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{source}: not a UTF-8 text file ({err.reason} at byte {err.start})") from None
+    except csv.Error as err:
+        raise ValueError(f"{source}: not a readable CSV table ({err})") from None
+
+
+def _parse_csv(
+    source: Path, reader: csv.DictReader, root: Path, require_label: bool
+) -> list[tuple[int, dict[str, Any]]]:
+    """Check the columns, then turn each row into a validated item (paths joined to ``root``)."""
+    columns = set(reader.fieldnames or ())
+    if "image" not in columns:
+        raise ValueError(f"{source}: no 'image' column (columns: {sorted(columns)})")
+    if require_label and "label" not in columns and not {"benign", "malignant"} <= columns:
+        raise ValueError(f"{source}: needs 'benign' and 'malignant' columns or a 'label' column")
+    items = []
+    for row in reader:
+        where = f"{source} line {reader.line_num}"
+        item: dict[str, Any] = {k: v.strip() for k, v in row.items() if k and isinstance(v, str) and v.strip() != ""}
+        if "label" in item:
+            item["label"] = [part.strip() for part in item["label"].strip("[]").split(",")]
+        elif "benign" in item and "malignant" in item:
+            item["label"] = [item.pop("benign"), item.pop("malignant")]
+        for key in PATH_KEYS:
+            if key in item:
+                item[key] = str(root / item[key])
+        if "horizontal_flip" in item:
+            item["horizontal_flip"] = parse_horizontal_flip(item["horizontal_flip"])
+        items.append((reader.line_num, validate_item(item, where, require_label)))
+    return items
+
+
+def _read_csv_split(source: Path, split: str, require_label: bool, allow_duplicates: bool) -> list[dict[str, Any]]:
+    """The rows of a CSV datalist whose ``split`` column is ``split`` (for :func:`read_datalist`)."""
+    rows = _csv_items(source, None, require_label)
+    if rows and not any("split" in item for _, item in rows):
+        raise ValueError(f"{source}: a CSV datalist needs a 'split' column (training, validation or test) for each row")
+    items: list[dict[str, Any]] = []
+    first_line: dict[str, int] = {}
+    for line, item in rows:
+        row_split = str(item.pop("split", "")).lower()
+        if row_split not in DATALIST_SPLITS:
+            raise ValueError(
+                f"{source} line {line}: split must be one of {', '.join(DATALIST_SPLITS)}, got {row_split!r}"
+            )
+        if row_split != split:
+            continue
+        image = str(item["image"])
+        if not allow_duplicates:
+            if image in first_line:
+                raise ValueError(
+                    f"{source} {split}: image {image} is listed twice (lines {first_line[image]} and {line})"
+                )
+            first_line[image] = line
+        items.append(item)
     return items
 
 

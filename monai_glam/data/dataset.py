@@ -8,6 +8,8 @@ from typing import Any
 
 from monai.data import Dataset
 
+from monai_glam.data.errors import NoUsableItemsError
+
 __all__ = ["MammogramDataset"]
 
 logger = logging.getLogger(__name__)
@@ -31,7 +33,8 @@ class MammogramDataset(Dataset):
     3-D or NaN-filled files, missing labels, ...) is reported once through the ``monai_glam.data.dataset``
     logger, recorded in :attr:`skipped` (index -> message naming the file and the problem), and replaced by the
     next good item, so one bad file does not stop a training run. Each DataLoader worker keeps its own
-    :attr:`skipped`.
+    :attr:`skipped`. When every item fails, :class:`~monai_glam.data.errors.NoUsableItemsError` (a
+    ``ValueError``) says so in one line with the first three problems.
 
     Args:
         data: datalist items.
@@ -58,11 +61,13 @@ class MammogramDataset(Dataset):
                 return super()._transform(position)
             except _ITEM_ERRORS as err:
                 self._report(position, err)
-        raise RuntimeError(f"all {count} items failed; first problems: {list(self.skipped.values())[:3]}")
+        first = "; ".join(list(self.skipped.values())[:3])
+        raise NoUsableItemsError(f"all {count} items failed to load; the first problems: {first}")
 
     def _report(self, position: int, error: BaseException) -> None:
         item = self.data[position]
         source = item.get("image", "?") if isinstance(item, dict) else item
-        message = f"{source}: {_root_message(error)}"
+        reason = _root_message(error)
+        message = reason if str(source) in reason else f"{source}: {reason}"
         self.skipped[position] = message
         logger.warning("skipping item %d: %s", position, message)

@@ -7,7 +7,9 @@ returns (columns, rows), does not invert MONOCHROME1 and ignores ``ImagerPixelSp
 
 from __future__ import annotations
 
+import math
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -97,14 +99,40 @@ def _require_decoder(path: str, transfer_syntax: Any) -> None:
         )
 
 
-def _spacing_of(dataset: Any) -> tuple[float, float] | None:
-    # Mammograms carry the detector spacing in ImagerPixelSpacing; PixelSpacing is the general image tag.
-    for keyword in ("ImagerPixelSpacing", "PixelSpacing"):
+def _spacing_values(dataset: Any, keyword: str) -> tuple[tuple[float, float] | None, str]:
+    """``((row, col), "")`` from a spacing tag, or ``(None, why)``: why is ``""`` when the tag is absent or empty."""
+    try:
         value = dataset.get(keyword)
-        if value is not None and len(value) == 2:
-            row_spacing, col_spacing = float(value[0]), float(value[1])
-            if row_spacing > 0 and col_spacing > 0:
-                return row_spacing, col_spacing
+    except Exception as err:  # pydicom converts DS values on access and may reject them
+        return None, f"cannot be read ({type(err).__name__}: {err})"
+    if value is None or value == "":
+        return None, ""
+    parts = list(value) if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) else [value]
+    text = "'" + "\\".join(str(part) for part in parts) + "'"
+    try:
+        spacing = tuple(float(part) for part in parts)
+    except (TypeError, ValueError):
+        return None, f"is {text}, not two numbers (row, column)"
+    if len(spacing) != 2:
+        return None, f"is {text}, not two numbers (row, column)"
+    if not all(math.isfinite(v) and v > 0 for v in spacing):
+        return None, f"is {text}; a pixel spacing must be a finite number > 0"
+    return (spacing[0], spacing[1]), ""
+
+
+def _spacing_of(path: str, dataset: Any) -> tuple[float, float] | None:
+    """The (row, col) pixel spacing in mm, or ``None`` when the file has no usable one.
+
+    Mammograms carry the detector spacing in ImagerPixelSpacing; PixelSpacing is the general image tag and the
+    fallback. The spacing only sets the voxel size of written maps (1 mm when unknown), so a malformed tag is
+    ignored with a warning naming the file and the tag instead of making the image unreadable.
+    """
+    for keyword in ("ImagerPixelSpacing", "PixelSpacing"):
+        spacing, problem = _spacing_values(dataset, keyword)
+        if spacing is not None:
+            return spacing
+        if problem:
+            warnings.warn(f"{path}: tag {keyword} {problem}; it is ignored", stacklevel=2)
     return None
 
 
@@ -141,7 +169,8 @@ def read_dicom_mammogram(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict
     Returns:
         ``(pixels, meta)``: a float32 array of shape (H, W) and a dict with ``laterality`` (``"L"``, ``"R"`` or
         ``""``), ``view`` (``"CC"``, ``"MLO"``, … or ``""``), ``spacing`` ((row, col) mm, or ``None`` when the file
-        has none), ``bits_stored`` and a few identifying tags.
+        has none, or only malformed ones such as ``'a\\b'``, one value or a spacing <= 0, which are ignored
+        with a warning), ``bits_stored`` and a few identifying tags.
 
     Raises:
         MammogramReadError: the file is not DICOM, has no image, is multi-frame or colour, its compressed pixel
@@ -204,7 +233,7 @@ def read_dicom_mammogram(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict
     meta: dict[str, Any] = {
         LATERALITY: laterality,
         VIEW: normalize_view(dataset.get("ViewPosition")),
-        SPACING: _spacing_of(dataset),
+        SPACING: _spacing_of(name, dataset),
         BITS_STORED: bits_stored,
         "photometric_interpretation": photometric,
         "sop_class_uid": sop_class,

@@ -1,10 +1,10 @@
-"""The error raised for unreadable or unusable mammograms."""
+"""The errors raised for unreadable or unusable mammograms, and for data sets none of whose items can be used."""
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["MammogramReadError"]
+__all__ = ["MammogramReadError", "NoUsableItemsError"]
 
 
 class MammogramReadError(ValueError):
@@ -25,3 +25,11 @@ class MammogramReadError(ValueError):
     def __reduce__(self) -> tuple[type[MammogramReadError], tuple[str, str]]:
         # DataLoader workers pickle exceptions; the default reduce would pass only the message.
         return (MammogramReadError, (self.path, self.problem))
+
+
+class NoUsableItemsError(ValueError, RuntimeError):
+    """Every item of a data set failed to load or transform, so there is nothing to train or predict on.
+
+    A ``ValueError`` like the other bad-input errors (the command line reports it in one line); also a
+    ``RuntimeError``, what :class:`~monai_glam.data.MammogramDataset` raised for this before.
+    """

@@ -92,7 +92,8 @@ def _read_nifti(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     # A 2-D image saved by some tools has trailing singleton dimensions; anything else is a volume.
     while pixels.ndim > 2 and pixels.shape[-1] == 1:
         pixels = pixels[..., 0]
-    spacing = zooms[:2] if len(zooms) >= 2 and min(zooms[:2]) > 0 else None
+    # Voxel sizes of 0, NaN or Inf (some tools leave pixdim unset) mean the spacing is unknown.
+    spacing = zooms[:2] if len(zooms) >= 2 and all(np.isfinite(z) and z > 0 for z in zooms[:2]) else None
     bits = pixels.dtype.itemsize * 8
     return pixels, {BITS_STORED: bits, SPACING: spacing}
 

@@ -32,6 +32,7 @@ from monai_glam.data.image_writer import write_png
 
 __all__ = [
     "EXAM_VIEWS",
+    "MIN_SIZE",
     "Lesion",
     "SyntheticMammogram",
     "SyntheticMammogramGenerator",
@@ -41,6 +42,8 @@ __all__ = [
 
 # The four screening views of an exam, in the order images are generated.
 EXAM_VIEWS = (("L", "CC"), ("L", "MLO"), ("R", "CC"), ("R", "MLO"))
+#: The smallest (H, W) image the generator draws.
+MIN_SIZE = (64, 48)
 _LESION_KINDS = ("mass", "spiculated", "calcifications")
 _FIELD_OF_VIEW_MM = 270.0  # detector height the image rows span; sets the pixel spacing
 
@@ -191,8 +194,8 @@ class SyntheticMammogramGenerator:
         marker_probability: float = 0.5,
         bits: int = 12,
     ) -> None:
-        if len(size) != 2 or int(size[0]) < 64 or int(size[1]) < 48:
-            raise ValueError(f"size must be (H, W) with H >= 64 and W >= 48, got {size!r}")
+        if len(size) != 2 or int(size[0]) < MIN_SIZE[0] or int(size[1]) < MIN_SIZE[1]:
+            raise ValueError(f"size must be (H, W) with H >= {MIN_SIZE[0]} and W >= {MIN_SIZE[1]}, got {size!r}")
         if not 8 <= int(bits) <= 16:
             raise ValueError(f"bits must be in 8..16, got {bits}")
         self.size = (int(size[0]), int(size[1]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from monai_glam.engines.evaluation import (
     collect_predictions_folder,
+    evaluate_datalist,
     evaluate_predictions,
     read_saliency_maps,
     record_inference,
@@ -77,6 +78,7 @@ __all__ = [
     "create_loader",
     "create_train_handlers",
     "create_validation_handlers",
+    "evaluate_datalist",
     "evaluate_predictions",
     "inference_settings",
     "load_inference_model",

@@ -3,15 +3,17 @@
 :func:`record_inference` hands an image of :func:`~monai_glam.engines.run_inference` to the collector in its
 frame (maps mapped back onto the raw image with the datalist's raw masks, or the network frame with the
 transformed masks); :func:`evaluate_predictions` evaluates an existing ``monai-glam infer`` folder (NIfTI or PNG
-maps). The report itself and the rule for which images count for localization live in
-:mod:`monai_glam.metrics.evaluation`.
+maps); :func:`evaluate_datalist` runs a model on a labelled split and evaluates it in one pass. Both write
+the report into an output folder that is never clobbered silently
+(:func:`~monai_glam.utils.output_folder.staged_output_folder`). The report itself and the rule for which images
+count for localization live in :mod:`monai_glam.metrics.evaluation`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -23,9 +25,21 @@ from monai_glam.transforms.array import PAPER_WINDOW_SIZE
 from monai_glam.transforms.dictionary import mask_was_read
 from monai_glam.utils.enums import mask_keys_for
 from monai_glam.utils.json_files import read_json
+from monai_glam.utils.output_folder import staged_output_folder
+from monai_glam.utils.signals import RunInterruptedError
 from monai_glam.writers import OUTPUT_FOLDERS, ImagePrediction, map_from_uint16
 
-__all__ = ["collect_predictions_folder", "evaluate_predictions", "read_saliency_maps", "record_inference"]
+if TYPE_CHECKING:
+    from monai_glam.engines.inference import InferenceSettings, InferenceSummary
+    from monai_glam.networks import GLAM
+
+__all__ = [
+    "collect_predictions_folder",
+    "evaluate_datalist",
+    "evaluate_predictions",
+    "read_saliency_maps",
+    "record_inference",
+]
 
 
 def _read_mask(path: str) -> np.ndarray:
@@ -149,6 +163,7 @@ def evaluate_predictions(
     seed: int = 0,
     peak_sigma: float | None = None,
     peak_min_distance: int | None = None,
+    overwrite: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Evaluate an existing ``monai-glam infer`` output folder and write the report into ``output_dir``.
 
@@ -163,12 +178,19 @@ def evaluate_predictions(
         seed: bootstrap seed.
         peak_sigma: FROC peak smoothing in map pixels (default scaled from the run's window).
         peak_min_distance: FROC candidate distance in map pixels (default scaled from the run's window).
+        overwrite: replace an earlier report in ``output_dir`` (without it, a non-empty folder is refused).
 
     Returns:
         ``(report, paths)``.
+
+    Raises:
+        ValueError: ``output_dir`` is ``predictions_dir`` or contains it, or holds files and ``overwrite`` is false.
     """
     from monai_glam.metrics import write_evaluation_report
 
+    source, target = Path(predictions_dir).resolve(), Path(output_dir).resolve()
+    if target == source or target in source.parents:
+        raise ValueError(f"--output {output_dir} must not be the --predictions folder or contain it")
     collector, info = collect_predictions_folder(predictions_dir, frame, downsample)
     report = collector.report(
         thresholds=thresholds or info.get("thresholds"),
@@ -179,6 +201,86 @@ def evaluate_predictions(
         peak_min_distance=peak_min_distance,
         window_rows=int((info.get("window") or PAPER_WINDOW_SIZE)[0]),
     )
-    report["inputs"].update({"predictions": str(Path(predictions_dir).resolve())})
+    report["inputs"].update({"predictions": str(source)})
     report["inputs"].update({key: info.get(key) for key in ("checkpoint", "datalist", "split")})
-    return report, write_evaluation_report(report, output_dir)
+    with staged_output_folder(output_dir, overwrite) as folder:
+        paths = write_evaluation_report(report, folder.path)
+    return report, {key: Path(output_dir) / path.relative_to(folder.path) for key, path in paths.items()}
+
+
+#: Where :func:`evaluate_datalist` writes the outputs of its inference run, inside its output folder.
+PREDICTIONS_FOLDER = "predictions"
+
+
+def evaluate_datalist(
+    items: Sequence[Mapping[str, Any]],
+    model: GLAM,
+    output_dir: str | Path,
+    settings: InferenceSettings,
+    run_info: Mapping[str, Any] | None = None,
+    frame: str = "original",
+    downsample: int = 1,
+    num_bootstrap: int = 2000,
+    seed: int = 0,
+    peak_sigma: float | None = None,
+    peak_min_distance: int | None = None,
+    overwrite: bool = False,
+) -> tuple[InferenceSummary, dict[str, Any] | None, dict[str, Path]]:
+    """Run GLAM on labelled items (outputs under ``output_dir/predictions``) and write the evaluation report.
+
+    The maps stay in memory for the metrics (:class:`~monai_glam.metrics.EvaluationCollector`), so any
+    ``settings.formats`` works. The whole folder is staged like :func:`~monai_glam.engines.run_inference`'s: an
+    earlier evaluation in ``output_dir`` is replaced only with ``overwrite``, and only once this one has results.
+
+    Args:
+        items: labelled datalist items.
+        model: GLAM in eval mode on ``settings.device``.
+        output_dir: the evaluation folder.
+        settings: inference settings (thresholds and window also set the report's thresholds and FROC scale).
+        run_info: extra entries for ``run.json`` and the report inputs (``checkpoint``, ``datalist``, ``split``).
+        frame: ``"original"`` or ``"network"``.
+        downsample: integer factor to shrink maps and masks by before the localization metrics.
+        num_bootstrap: bootstrap resamples of the AUC intervals.
+        seed: bootstrap seed.
+        peak_sigma: FROC peak smoothing in map pixels (default scaled from the window).
+        peak_min_distance: FROC candidate distance in map pixels (default scaled from the window).
+        overwrite: replace an earlier evaluation in ``output_dir``.
+
+    Returns:
+        ``(summary, report, paths)``: the inference summary; the report and its files, or ``None`` and ``{}``
+        when no image went through (nothing is then written over earlier results).
+    """
+    from monai_glam.engines.inference import run_inference
+    from monai_glam.metrics import write_evaluation_report
+
+    info = dict(run_info or {})
+    collector = EvaluationCollector(frame=frame, downsample=downsample)
+    target = Path(output_dir)
+    with staged_output_folder(target, overwrite) as folder:
+        predictions_dir = folder.path / PREDICTIONS_FOLDER
+        try:
+            summary = run_inference(items, model, predictions_dir, settings, run_info=info, collector=collector)
+        except RunInterruptedError as stopped:
+            if not folder.staged:
+                raise
+            raise RunInterruptedError(
+                stopped.signum, f"{str(stopped).split(';')[0]}; the earlier evaluation in {target} is unchanged"
+            ) from None
+        if not summary.predictions:
+            folder.keep = False
+            return summary, None, {}
+        report = collector.report(
+            thresholds=settings.thresholds,
+            num_bootstrap=num_bootstrap,
+            seed=seed,
+            peak_sigma=peak_sigma,
+            peak_min_distance=peak_min_distance,
+            window_rows=settings.window[0],
+        )
+        report["inputs"].update({"predictions": str((target / PREDICTIONS_FOLDER).resolve())})
+        report["inputs"].update({key: info.get(key) for key in ("checkpoint", "datalist", "split")})
+        paths = write_evaluation_report(report, folder.path)
+    if folder.staged:
+        summary = summary.moved_to(target / PREDICTIONS_FOLDER, predictions_dir)
+    paths = {key: target / path.relative_to(folder.path) for key, path in paths.items()}
+    return summary, report, paths

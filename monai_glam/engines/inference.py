@@ -28,6 +28,8 @@ from monai_glam.transforms.array import PAPER_WINDOW_SIZE
 from monai_glam.transforms.dictionary import BreastCropd, LoadMammogramd, OrientToRightd, StandardizeIntensityd
 from monai_glam.utils.device import resolve_device
 from monai_glam.utils.enums import CLASS_NAMES, DEFAULT_MASK_KEYS, BatchKeys, GLAMKeys, mask_keys_for
+from monai_glam.utils.output_folder import staged_output_folder
+from monai_glam.utils.signals import RunInterruptedError, StopRequest, signal_name
 from monai_glam.writers import (
     ITEM_ERRORS,
     PREDICTION_OUTPUT_KEYS,
@@ -123,6 +125,11 @@ class InferenceSummary:
     paths: dict[str, Path]
     output_dir: Path
 
+    def moved_to(self, folder: Path, staging: Path) -> InferenceSummary:
+        """The same summary after the outputs were moved from ``staging`` into ``folder``."""
+        paths = {key: folder / path.relative_to(staging) for key, path in self.paths.items()}
+        return InferenceSummary(self.predictions, self.failures, paths, folder)
+
 
 def aligned_overlap(roi_size: Sequence[int], overlap: float, stride: int = MAP_STRIDE) -> tuple[float, float]:
     """Per-dimension overlaps close to ``overlap`` whose window steps are multiples of ``stride``.
@@ -210,8 +217,16 @@ def run_inference(
     class_names: Sequence[str] = CLASS_NAMES,
     run_info: Mapping[str, Any] | None = None,
     collector: EvaluationCollector | None = None,
+    overwrite: bool = False,
 ) -> InferenceSummary:
     """Predict every item and write the outputs; a failing item is recorded and skipped.
+
+    An ``output_dir`` that already holds files is refused unless ``overwrite``; then the new outputs are written
+    into a staging folder and replace the old ones only when at least one image went through, so a run where
+    every item fails, or that is interrupted, leaves the earlier results as they were
+    (:func:`~monai_glam.utils.output_folder.staged_output_folder`). SIGINT/SIGTERM stop the run after the
+    current image: the tables, ``failures.json`` and ``run.json`` (``"interrupted": "SIGINT"``) then list the
+    images done so far, and :class:`~monai_glam.utils.signals.RunInterruptedError` is raised.
 
     Args:
         items: datalist items (``image``, optional ``label``, ``mask_<class>``, ``laterality``, ``view``,
@@ -223,13 +238,45 @@ def run_inference(
         run_info: extra entries for ``run.json`` (e.g. the checkpoint).
         collector: keeps each image's scores, map and ground truth in memory for the evaluation report
             (:class:`~monai_glam.metrics.EvaluationCollector`), whatever ``settings.formats`` writes.
+        overwrite: replace the results already in ``output_dir`` (once this run has some).
 
     Returns:
         :class:`InferenceSummary`.
+
+    Raises:
+        ValueError: ``output_dir`` holds files and ``overwrite`` is false.
+        RunInterruptedError: a signal stopped the run (the message says what was kept).
     """
+    settings = settings or InferenceSettings()
+    target = Path(output_dir)
+    with StopRequest(what="the current image") as stop, staged_output_folder(target, overwrite) as folder:
+        summary = _predict_items(items, model, folder.path, settings, class_names, run_info, collector, stop)
+        folder.keep = bool(summary.predictions) and not stop.requested
+    if stop.signum is not None:
+        done = f"{len(summary.predictions)} of {len(items)} images"
+        if folder.staged:
+            kept = f"the earlier results in {target} are unchanged (this run's results were discarded)"
+        else:
+            kept = f"{summary.paths['images']} and the other tables list them"
+        raise RunInterruptedError(stop.signum, f"stopped by {signal_name(stop.signum)} after {done}; {kept}")
+    if folder.staged and folder.keep:
+        summary = summary.moved_to(target, folder.path)
+    return summary
+
+
+def _predict_items(
+    items: Sequence[Mapping[str, Any]],
+    model: GLAM,
+    output_dir: Path,
+    settings: InferenceSettings,
+    class_names: Sequence[str],
+    run_info: Mapping[str, Any] | None,
+    collector: EvaluationCollector | None,
+    stop: StopRequest,
+) -> InferenceSummary:
+    """The loop of :func:`run_inference` over the items, writing into ``output_dir``; stops early on ``stop``."""
     from tqdm import tqdm
 
-    settings = settings or InferenceSettings()
     mask_keys = mask_keys_for(class_names)
     chain = build_inference_transforms(
         settings.window, settings.erosion_iterations, settings.buffer, settings.sliding_window, mask_keys
@@ -255,6 +302,8 @@ def run_inference(
     )
     failures = FailureLog("infer")
     for index, item in enumerate(tqdm(items, desc="infer", unit="image", disable=not settings.progress)):
+        if stop.requested:
+            break
         source = item.get(BatchKeys.IMAGE, "?")
         stage = "preprocess"
         try:
@@ -275,6 +324,8 @@ def run_inference(
         except ITEM_ERRORS as err:
             failures.add(index, source, stage, err)
     info = {**dict(run_info or {}), **settings.to_json(), "num_items": len(items)}
+    if stop.signum is not None:
+        info["interrupted"] = signal_name(stop.signum)
     paths = writer.finalize(failures, info)
     return InferenceSummary(writer.predictions, failures, paths, Path(output_dir))
 

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from monai_glam.transforms import glam_transforms, scaled_crop_parameters
 from monai_glam.utils.atomic import atomic_output_path, atomic_write_text
 from monai_glam.utils.device import resolve_process_device
 from monai_glam.utils.distributed import destroy_distributed, init_distributed_from_env, is_main_process
+from monai_glam.utils.enums import CLASS_NAMES
+from monai_glam.utils.output_folder import check_training_folder
 
 __all__ = [
     "TRAINING_CONFIG_FILE",
@@ -55,6 +58,7 @@ def run_training(
     val_interval: int = 1,
     init_checkpoint: str | os.PathLike[str] | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     augment: bool = True,
     num_workers: int = 0,
     seed: int = 0,
@@ -84,6 +88,8 @@ def run_training(
         val_interval: validate every this many epochs.
         init_checkpoint: weights of a previous stage to start from.
         resume: continue an interrupted run from ``output_dir/last.pt``.
+        overwrite: delete the checkpoints of an earlier run in ``output_dir`` and start again. Without ``resume``
+            or ``overwrite``, a folder that holds ``best.pt`` or ``last.pt`` is refused.
         augment: training augmentation (published window noise, affine, intensity).
         num_workers: data-loading worker processes.
         seed: seeds the data order, the augmentation and the initial weights.
@@ -98,18 +104,25 @@ def run_training(
 
     Returns:
         The last validation metrics (empty without a validation split).
+
+    Raises:
+        ValueError: bad arguments or datalist, or an output folder that holds another run (see ``overwrite``).
+        RunInterruptedError: SIGINT/SIGTERM stopped the run after an iteration, with ``last.pt`` saved there.
     """
     config = glam_preset(preset)
     kwargs = {**config["glam"], **dict(glam_kwargs or {})}
     window = tuple(int(v) for v in (window or config["window"]))
     if len(window) != 2 or min(window) < 1:
         raise ValueError(f"window must be two positive integers, got {window}.")
+    check_training_folder(output_dir, resume=resume, overwrite=overwrite, delete=False)
     if resume:
         _check_resume(Path(output_dir) / LAST_CHECKPOINT, epochs)
     train_items = read_datalist(datalist, "training")
     val_items = read_datalist(datalist, "validation")
     if not train_items:
         raise ValueError(f"{datalist} has no 'training' items.")
+    for split, items in (("training", train_items), ("validation", val_items)):
+        _warn_single_label_classes(items, split, datalist)
     set_determinism(seed=seed)
     torch.manual_seed(seed)
     glam = GLAM(**kwargs, gradient_checkpointing=gradient_checkpointing)
@@ -158,6 +171,7 @@ def run_training(
         early_stop_patience=early_stop_patience,
         mlflow_tracking_uri=mlflow_tracking_uri,
         resume=resume,
+        overwrite=overwrite,
         init_checkpoint=init_checkpoint,
         show_progress=show_progress,
         log_interval=log_interval,
@@ -167,6 +181,28 @@ def run_training(
     finally:
         if started_group:
             destroy_distributed()
+
+
+def _warn_single_label_classes(
+    items: Sequence[Mapping[str, Any]], split: str, datalist: str | os.PathLike[str]
+) -> None:
+    """Warn when a class has one label value in a split: nothing to learn (training) or an undefined AUC
+    (validation, where the key metric then averages the other classes)."""
+    if not items:
+        return
+    labels = [item.get("label") for item in items]
+    if not all(isinstance(label, (list, tuple)) and len(label) == len(CLASS_NAMES) for label in labels):
+        return
+    for c, name in enumerate(CLASS_NAMES):
+        values = {int(label[c]) for label in labels}  # type: ignore[index]
+        if len(values) == 1:
+            kind = "positive" if values == {1} else "negative"
+            effect = "GLAM cannot learn it" if split == "training" else "its AUC is undefined and left out of val_auc"
+            warnings.warn(
+                f"{split} split of {datalist}: all {len(items)} images are {kind} for {name}; {effect}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
 
 def _check_resume(last: Path, epochs: int) -> None:

@@ -45,8 +45,10 @@ from monai.utils import CommonKeys, optional_import
 from monai_glam.engines.stages import GLAMStageNetwork, TrainingStage, loss_for_stage
 from monai_glam.handlers import (
     BestCheckpointSaver,
+    GracefulStop,
     LastCheckpointSaver,
     LossTermsHandler,
+    MeanFiniteROCAUC,
     SaliencyDice,
     TensorBoardSaliencyHandler,
 )
@@ -57,6 +59,7 @@ from monai_glam.networks.io import load_glam_weights
 from monai_glam.networks.nets.glam import GLAM
 from monai_glam.utils.distributed import is_main_process, rank_and_world_size
 from monai_glam.utils.enums import CLASS_NAMES, BatchKeys, GLAMKeys
+from monai_glam.utils.output_folder import check_training_folder
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -85,7 +88,8 @@ __all__ = [
 
 LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
-#: Name of the validation key metric (mean ROC-AUC over the classes); the best checkpoint maximises it.
+#: Name of the validation key metric (mean ROC-AUC over the classes whose AUC is defined); the best checkpoint
+#: maximises it.
 KEY_METRIC = "auc"
 
 logger = logging.getLogger(__name__)
@@ -183,9 +187,18 @@ def _class_names(num_classes: int) -> tuple[str, ...]:
     return CLASS_NAMES if num_classes == len(CLASS_NAMES) else tuple(f"class{i}" for i in range(num_classes))
 
 
-def create_key_metric(score_key: str = GLAMKeys.PROB_GLOBAL, prefix: str = "val") -> dict[str, ROCAUC]:
-    """The key metric of an evaluator: ``<prefix>_auc``, the mean over classes of the ROC-AUC of ``score_key``."""
-    return {f"{prefix}_{KEY_METRIC}": ROCAUC(output_transform=ScoreSelector(score_key))}
+def create_key_metric(
+    score_key: str = GLAMKeys.PROB_GLOBAL, prefix: str = "val", class_names: Sequence[str] = CLASS_NAMES
+) -> dict[str, MeanFiniteROCAUC]:
+    """The key metric of an evaluator: ``<prefix>_auc``, the mean ROC-AUC of ``score_key`` over the classes.
+
+    Classes whose AUC is undefined in the split (a single label value) are left out of the mean with a warning
+    (:class:`~monai_glam.handlers.MeanFiniteROCAUC`), so a validation split without, say, any malignant image still
+    ranks the epochs instead of giving NaN every epoch.
+    """
+    return {
+        f"{prefix}_{KEY_METRIC}": MeanFiniteROCAUC(output_transform=ScoreSelector(score_key), class_names=class_names)
+    }
 
 
 def create_additional_metrics(
@@ -294,6 +307,42 @@ class _EveryNthIteration:
         return iteration % self.n == 0
 
 
+class _ValidationProgress:
+    """What ``--resume`` restores besides the weights and the optimizer: the evaluator's best key metric (MONAI
+    logs it), the best checkpoint's score and the early-stopping counter, so the first validation after a resume
+    is compared with the run's best instead of replacing ``best.pt`` unconditionally."""
+
+    def __init__(self, evaluator: SupervisedEvaluator, best: BestCheckpointSaver | None, early_stop: Any) -> None:
+        self.evaluator = evaluator
+        self.best = best
+        self.early_stop = early_stop
+
+    def _early_stopping(self) -> Any:
+        return getattr(self.early_stop, "_handler", None) if self.early_stop is not None else None
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "best_metric": float(self.evaluator.state.best_metric),
+            "best_metric_epoch": int(self.evaluator.state.best_metric_epoch),
+        }
+        if self.best is not None:
+            state["best_checkpoint"] = self.best.state_dict()
+        stopping = self._early_stopping()
+        if stopping is not None:
+            state["early_stopping"] = {"counter": int(stopping.counter), "best_score": stopping.best_score}
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.evaluator.state.best_metric = float(state.get("best_metric", -1))
+        self.evaluator.state.best_metric_epoch = int(state.get("best_metric_epoch", -1))
+        if self.best is not None and "best_checkpoint" in state:
+            self.best.load_state_dict(state["best_checkpoint"])
+        stopping = self._early_stopping()
+        if stopping is not None and "early_stopping" in state:
+            stopping.counter = int(state["early_stopping"]["counter"])
+            stopping.best_score = state["early_stopping"]["best_score"]
+
+
 def attach_checkpointing(
     trainer: SupervisedTrainer,
     glam: GLAM,
@@ -305,27 +354,52 @@ def attach_checkpointing(
     key_metric_name: str = f"val_{KEY_METRIC}",
     resume: bool = False,
     device: str | torch.device = "cpu",
-) -> None:
-    """Best and last checkpoints, and resume.
+    overwrite: bool = False,
+    early_stopping: EarlyStopHandler | None = None,
+) -> GracefulStop:
+    """Best and last checkpoints, resume, and a clean stop on SIGINT/SIGTERM.
 
+    - the output folder is checked first: if it already holds ``best.pt``/``last.pt`` (or ``best_checkpoint``)
+      the run refuses unless ``resume`` (continue it) or ``overwrite`` (delete them and start again);
     - ``best_checkpoint`` (default ``output_dir/best.pt``): ``{"network": glam}`` whenever the evaluator's key
       metric improves (:class:`~monai_glam.handlers.BestCheckpointSaver`: written atomically; a NaN key metric
       falls back to the mean of the finite per-class metrics, else the latest model; rank 0);
-    - ``output_dir/last.pt``: network, optimizer, scheduler and trainer state after every epoch, written
-      atomically (rank 0);
-    - with ``resume`` and an existing ``last.pt``: all of it is restored before the first epoch.
+    - ``output_dir/last.pt``: network, optimizer, scheduler, trainer state and the validation bookkeeping (best
+      score, early-stopping counter) after every epoch, written atomically (rank 0);
+    - with ``resume`` and an existing ``last.pt``: all of it is restored before the first epoch;
+    - SIGINT/SIGTERM: training stops after the current iteration and ``last.pt`` is saved there
+      (:class:`~monai_glam.handlers.GracefulStop`, returned; its ``signum`` tells whether it happened).
+
+    Raises:
+        ValueError: the folder holds checkpoints and neither ``resume`` nor ``overwrite`` is set, or both are.
     """
     output = Path(output_dir)
     last = output / LAST_CHECKPOINT
-    save_dict = {"network": glam, "optimizer": optimizer, "lr_scheduler": lr_scheduler, "trainer": trainer}
-    if is_main_process():
+    best_path = Path(best_checkpoint) if best_checkpoint is not None else output / BEST_CHECKPOINT
+    main = is_main_process()
+    check_training_folder(output, resume=resume, overwrite=overwrite, extra_checkpoints=[best_path], delete=main)
+    save_dict: dict[str, Any] = {
+        "network": glam,
+        "optimizer": optimizer,
+        "lr_scheduler": lr_scheduler,
+        "trainer": trainer,
+    }
+    best_saver = None
+    if main:
         output.mkdir(parents=True, exist_ok=True)
         if evaluator is not None:
-            best = Path(best_checkpoint) if best_checkpoint is not None else output / BEST_CHECKPOINT
-            BestCheckpointSaver(best, {"network": glam}, key_metric_name).attach(evaluator)
-        LastCheckpointSaver(last, save_dict).attach(trainer)
+            best_saver = BestCheckpointSaver(best_path, {"network": glam}, key_metric_name)
+            best_saver.attach(evaluator)
+    if evaluator is not None:
+        save_dict["validation"] = _ValidationProgress(evaluator, best_saver, early_stopping)
+    last_saver = LastCheckpointSaver(last, save_dict) if main else None
+    if last_saver is not None:
+        last_saver.attach(trainer)
+    stop = GracefulStop(last_saver)
+    stop.attach(trainer, evaluator)
     if resume and last.is_file():
         CheckpointLoader(load_path=str(last), load_dict=save_dict, map_location=torch.device(device)).attach(trainer)
+    return stop
 
 
 def attach_early_stopping(
@@ -333,13 +407,19 @@ def attach_early_stopping(
     evaluator: SupervisedEvaluator | None,
     patience: int = 0,
     key_metric_name: str = f"val_{KEY_METRIC}",
-) -> None:
-    """Stop after ``patience`` validations without improvement of the key metric (0 or no evaluator: never)."""
+) -> EarlyStopHandler | None:
+    """Stop after ``patience`` validations without improvement of the key metric (0 or no evaluator: never).
+
+    Returns:
+        The handler (pass it to :func:`attach_checkpointing` so ``--resume`` restores its counter), or ``None``.
+    """
     if evaluator is None or int(patience) <= 0:
-        return
-    EarlyStopHandler(
+        return None
+    handler = EarlyStopHandler(
         patience=int(patience), score_function=stopping_fn_from_metric(key_metric_name), trainer=trainer
-    ).attach(evaluator)
+    )
+    handler.attach(evaluator)
+    return handler
 
 
 def attach_mlflow(tracking_uri: str | None, trainer: SupervisedTrainer, evaluator: SupervisedEvaluator | None) -> None:
@@ -383,6 +463,7 @@ class GLAMTrainingRun:
     evaluator: SupervisedEvaluator | None
     writer: SummaryWriter | None
     output_dir: Path
+    stop: GracefulStop | None = None
 
     @property
     def last_checkpoint(self) -> Path:
@@ -393,12 +474,22 @@ class GLAMTrainingRun:
         return self.output_dir / BEST_CHECKPOINT
 
     def run(self) -> dict[str, float]:
-        """Train to ``max_epochs`` (resuming if configured) and return the evaluator's last metrics."""
+        """Train to ``max_epochs`` (resuming if configured) and return the evaluator's last metrics.
+
+        Raises:
+            RunInterruptedError: SIGINT/SIGTERM stopped the run after an iteration; ``last.pt`` holds that iteration.
+        """
         try:
             self.trainer.run()
+        except BaseException:
+            if self.stop is not None:
+                self.stop.uninstall()
+            raise
         finally:
             if self.writer is not None:
                 self.writer.close()
+        if self.stop is not None:
+            self.stop.raise_if_stopped(self.last_checkpoint)
         if self.evaluator is None:
             return {}
         return {str(k): float(v) for k, v in self.evaluator.state.metrics.items()}
@@ -421,6 +512,7 @@ def create_glam_training(
     early_stop_patience: int = 0,
     mlflow_tracking_uri: str | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     init_checkpoint: str | os.PathLike[str] | None = None,
     tensorboard: bool = True,
     show_progress: bool = False,
@@ -445,6 +537,8 @@ def create_glam_training(
         early_stop_patience: stop after this many validations without AUC improvement (0 disables).
         mlflow_tracking_uri: enable MLflow tracking to this URI (e.g. ``sqlite:///mlruns.db``).
         resume: continue from ``output_dir/last.pt`` when it exists (epoch, iteration, optimizer, scheduler).
+        overwrite: delete the checkpoints of an earlier run in ``output_dir`` and start again (without it, or
+            ``resume``, such a folder is refused).
         init_checkpoint: start from another stage's weights (any checkpoint :func:`monai_glam.networks.io.
             read_glam_state_dict` reads, the published NYU layout included).
         tensorboard: write TensorBoard scalars and images.
@@ -513,9 +607,20 @@ def create_glam_training(
         ),
         decollate=False,
     )
-    attach_checkpointing(trainer, glam, optimizer, scheduler, output_dir, evaluator, resume=resume, device=device)
-    attach_early_stopping(trainer, evaluator, early_stop_patience)
+    early_stopping = attach_early_stopping(trainer, evaluator, early_stop_patience)
+    stop = attach_checkpointing(
+        trainer,
+        glam,
+        optimizer,
+        scheduler,
+        output_dir,
+        evaluator,
+        resume=resume,
+        device=device,
+        overwrite=overwrite,
+        early_stopping=early_stopping,
+    )
     attach_mlflow(mlflow_tracking_uri, trainer, evaluator)
     if show_progress:
         attach_progress_bar(trainer)
-    return GLAMTrainingRun(glam, stage, trainer, evaluator, writer, output_dir)
+    return GLAMTrainingRun(glam, stage, trainer, evaluator, writer, output_dir, stop)

@@ -165,3 +165,14 @@ class BestCheckpointSaver:
         write_checkpoint(self._payload(), self.path)
         self.best_score = score
         self.best_epoch = int(engine.state.epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The best score and its epoch, so a resumed run keeps comparing against them."""
+        return {"best_score": self.best_score, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` (missing entries leave the saver as if no epoch had been validated)."""
+        score = state.get("best_score")
+        epoch = state.get("best_epoch")
+        self.best_score = None if score is None else float(score)
+        self.best_epoch = None if epoch is None else int(epoch)

@@ -16,6 +16,7 @@ from monai_glam.metrics.evaluation import EvaluationCollector
 from monai_glam.metrics.utils import check_thresholds
 from monai_glam.utils.distributed import is_main_process
 from monai_glam.utils.enums import CLASS_NAMES, BatchKeys, GLAMKeys, MetaKeys
+from monai_glam.utils.output_folder import check_output_folder
 from monai_glam.writers import UniqueImageIds, field_text
 
 if TYPE_CHECKING:
@@ -64,6 +65,11 @@ class EvaluationReportWriter:
         peak_min_distance: FROC minimum candidate distance in pixels; default 32, scaled the same way.
         localization: compute the map-based metrics.
         window_rows: height of the network window, for the default FROC settings.
+        overwrite: write into an ``output_dir`` that already holds results (files are replaced in place); without
+            it such a folder is refused when the handler is built.
+
+    Raises:
+        ValueError: bad thresholds, or ``output_dir`` holds results and ``overwrite`` is false.
     """
 
     def __init__(
@@ -77,7 +83,10 @@ class EvaluationReportWriter:
         peak_min_distance: int | None = None,
         localization: bool = True,
         window_rows: int = 2944,
+        overwrite: bool = False,
     ) -> None:
+        if is_main_process():
+            check_output_folder(output_dir, overwrite, option="output_dir", how="--overwrite true")
         self.output_dir = Path(output_dir)
         self.class_names = tuple(class_names)
         values = check_thresholds(thresholds, len(self.class_names))

@@ -15,6 +15,7 @@ from monai.utils import CommonKeys, convert_to_numpy, min_version, optional_impo
 from monai_glam.transforms.dictionary import mask_was_read
 from monai_glam.utils.distributed import is_main_process
 from monai_glam.utils.enums import MetaKeys
+from monai_glam.utils.output_folder import check_output_folder
 from monai_glam.writers import PREDICTION_OUTPUT_KEYS, field_text
 
 if TYPE_CHECKING:
@@ -61,13 +62,22 @@ class PredictionWriterHandler:
     Args:
         output_dir: output folder (created).
         preprocessing: the invertible preprocessing the images went through.
+        overwrite: write into an ``output_dir`` that already holds results (files are replaced in place); without
+            it such a folder is refused when the handler is built, before any image is read.
         writer_kwargs: further :class:`monai_glam.writers.PredictionWriter` arguments: ``thresholds``,
             ``class_names``, ``formats``, ``network_frame``, ``overlays``, ``overlay_size``.
+
+    Raises:
+        ValueError: ``output_dir`` holds results and ``overwrite`` is false.
     """
 
-    def __init__(self, output_dir: str | os.PathLike[str], preprocessing: Any, **writer_kwargs: Any) -> None:
+    def __init__(
+        self, output_dir: str | os.PathLike[str], preprocessing: Any, overwrite: bool = False, **writer_kwargs: Any
+    ) -> None:
         from monai_glam.writers import OriginalGeometryInverter
 
+        if is_main_process():
+            check_output_folder(output_dir, overwrite, option="output_dir", how="--overwrite true")
         self.output_dir = output_dir
         self.inverter = OriginalGeometryInverter(preprocessing)
         self.writer_kwargs = writer_kwargs

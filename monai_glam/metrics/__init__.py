@@ -11,6 +11,7 @@ from monai_glam.metrics.evaluation import (
     ground_truth_known,
     localization_truth,
 )
+from monai_glam.metrics.finite_rocauc import MeanFiniteROCAUCMetric
 from monai_glam.metrics.froc import DEFAULT_FP_RATES, FROCResult, compute_lesion_froc, find_saliency_peaks, froc_curve
 from monai_glam.metrics.pointing_game import PointingGameResult, pointing_game
 from monai_glam.metrics.report import (
@@ -39,6 +40,7 @@ __all__ = [
     "AUCResult",
     "EvaluationCollector",
     "FROCResult",
+    "MeanFiniteROCAUCMetric",
     "PointingGameResult",
     "SaliencyDiceMetric",
     "ScoredImage",

@@ -21,7 +21,14 @@ import torch
 
 from monai_glam.networks.nets.glam import GLAM
 
-__all__ = ["IGNORED_NYU_KEYS", "NYU_KEY_PREFIXES", "convert_nyu_state_dict", "is_nyu_state_dict", "load_nyu_glam"]
+__all__ = [
+    "IGNORED_NYU_KEYS",
+    "NYU_KEY_PREFIXES",
+    "convert_nyu_state_dict",
+    "is_nyu_state_dict",
+    "load_nyu_glam",
+    "published_layout_problem",
+]
 
 #: Keys (regular expressions) of the published checkpoints that the published forward pass never uses:
 #: the MIL and fusion heads, a shared filter, and the 6→2 ``combine`` convolution of the global module.
@@ -38,6 +45,11 @@ NYU_KEY_PREFIXES: tuple[str, ...] = (
     "global_network.postprocess_module.",
     "detection_network.",
 )
+
+#: Key prefixes of :class:`GLAM`'s own parameter names (a converted or trained state dict).
+_GLAM_KEY_PREFIXES: tuple[str, ...] = ("global_network.backbone.", "global_network.heads.", "local_network.")
+#: Entries under which checkpoints keep their weights (as :mod:`monai_glam.networks.io` unwraps them).
+_WRAPPER_KEYS: tuple[str, ...] = ("network", "state_dict", "model")
 
 _GLOBAL = r"global_network\.downsampling_branch\."
 _LOCAL = r"detection_network\.dn_resnet\."
@@ -82,6 +94,39 @@ def _rename(key: str) -> str | None:
 def is_nyu_state_dict(state: Mapping[str, Any]) -> bool:
     """Whether a state dict uses the published checkpoints' key names (:data:`NYU_KEY_PREFIXES`)."""
     return any(str(key).startswith(NYU_KEY_PREFIXES) for key in state)
+
+
+def published_layout_problem(loaded: Any) -> str | None:
+    """Why a loaded checkpoint is not in the published layout, in words; ``None`` when it is (or is no dict).
+
+    Weights wrapped under ``network``, ``state_dict`` or ``model`` are looked into. Anything that is not a
+    mapping gives ``None``: :func:`~monai_glam.networks.io.read_glam_state_dict` has the words for that.
+
+    Args:
+        loaded: what ``torch.load(..., weights_only=True)`` returned for the file.
+
+    Returns:
+        ``None``, or a reason such as ``"its keys are already monai_glam's GLAM names ..."``.
+    """
+    state = loaded
+    for _ in _WRAPPER_KEYS:
+        if not isinstance(state, Mapping) or is_nyu_state_dict(state):
+            break
+        inner = next((state[key] for key in _WRAPPER_KEYS if isinstance(state.get(key), Mapping)), None)
+        if inner is None:
+            break
+        state = inner
+    if not isinstance(state, Mapping) or not state or is_nyu_state_dict(state):
+        return None
+    keys = [str(key) for key in state]
+    if all(key.startswith(_GLAM_KEY_PREFIXES) for key in keys):
+        return (
+            f"its {len(keys)} keys are already monai_glam's GLAM names ({keys[0]}, ...), so there is nothing to "
+            "convert; pass it to --checkpoint or --init as it is"
+        )
+    examples = ", ".join(key if len(key) <= 60 else key[:57] + "..." for key in keys[:3])
+    prefixes = ", ".join(NYU_KEY_PREFIXES[:-1]) + f" or {NYU_KEY_PREFIXES[-1]}"
+    return f"none of its {len(keys)} keys starts with {prefixes} (first keys: {examples})"
 
 
 def convert_nyu_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -1,4 +1,5 @@
-"""Shared utilities: names (enums), devices, torch.distributed helpers and atomic file output."""
+"""Shared utilities: names (enums), devices, torch.distributed helpers, atomic file output, output folders and
+clean stops on signals."""
 
 from __future__ import annotations
 
@@ -20,6 +21,13 @@ from monai_glam.utils.enums import (
     mask_keys_for,
 )
 from monai_glam.utils.json_files import read_json
+from monai_glam.utils.output_folder import (
+    StagedFolder,
+    check_output_folder,
+    check_training_folder,
+    staged_output_folder,
+)
+from monai_glam.utils.signals import RunInterruptedError, StopRequest, signal_name
 
 __all__ = [
     "CLASS_NAMES",
@@ -28,8 +36,13 @@ __all__ = [
     "GLAMKeys",
     "LossTermKeys",
     "MetaKeys",
+    "RunInterruptedError",
+    "StagedFolder",
+    "StopRequest",
     "atomic_output_path",
     "atomic_write_text",
+    "check_output_folder",
+    "check_training_folder",
     "destroy_distributed",
     "init_distributed_from_env",
     "is_main_process",
@@ -38,4 +51,6 @@ __all__ = [
     "read_json",
     "resolve_device",
     "resolve_process_device",
+    "signal_name",
+    "staged_output_folder",
 ]

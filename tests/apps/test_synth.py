@@ -56,14 +56,38 @@ def test_synth_is_deterministic(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("argv", "problem"),
     [
-        (["--num", "0"], "--num"),
-        (["--size", "16", "16"], "size"),
-        (["--fractions", "0.5", "0.5", "0.5"], "fractions"),
+        (["--size", "16", "16"], "--size must be at least 64 48 (H W), got 16 16"),
+        (["--size", "256", "40"], "--size must be at least 64 48 (H W), got 256 40"),
+        (["--fractions", "0.5", "0.5", "0.5"], "--fractions must sum to 1, got 0.5 0.5 0.5 (sum 1.5)"),
     ],
 )
 def test_synth_rejects_bad_values(tmp_path: Path, argv: list[str], problem: str) -> None:
-    with pytest.raises(ValueError, match=problem):
-        _run(["synth", "--out", str(tmp_path), "--no-progress", *argv])
+    with pytest.raises(ValueError) as info:
+        _run(["synth", "--out", str(tmp_path / "out"), "--no-progress", *argv])
+    assert str(info.value) == problem
+    assert not (tmp_path / "out").exists()  # checked before anything is written
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--num", "0"], "argument --num: must be an integer >= 1, got 0"),
+        (["--num", "8.5"], "argument --num: must be an integer >= 1, got '8.5'"),
+        (["--size", "0", "160"], "argument --size: must be an integer >= 1, got 0"),
+        (["--seed", "-1"], "argument --seed: must be an integer >= 0 and <= 4294967295, got -1"),
+        (["--fractions", "1.5", "0", "0"], "argument --fractions: must be a number >= 0 and <= 1, got 1.5"),
+        (["--fractions", "nan", "0", "1"], "argument --fractions: must be a number >= 0 and <= 1, got nan"),
+    ],
+)
+def test_synth_numbers_are_one_line_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture, argv: list[str], message: str
+) -> None:
+    from monai_glam.apps import cli
+
+    assert cli.main(["synth", "--out", str(tmp_path / "out"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err == f"monai-glam synth: error: {message} (see monai-glam synth --help)\n"
+    assert not (tmp_path / "out").exists()
 
 
 def test_synth_is_registered_with_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -71,4 +95,4 @@ def test_synth_is_registered_with_the_cli(tmp_path: Path, capsys: pytest.Capture
 
     status = cli.main(["synth", "--out", str(tmp_path), "--num", "0"])
     assert status == 2
-    assert "synth: error: --num must be >= 1" in capsys.readouterr().err
+    assert "synth: error: argument --num: must be an integer >= 1, got 0" in capsys.readouterr().err

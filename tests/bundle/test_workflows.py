@@ -32,7 +32,7 @@ def test_train_global_stage_outputs(trained_bundle):
         torch.load(models / "model.pt", weights_only=True)["global_network.backbone.stem.weight"],
     )
     last = torch.load(trained_bundle / "runs" / "global" / "last.pt", weights_only=True)
-    assert set(last) == {"network", "optimizer", "lr_scheduler", "trainer"}
+    assert set(last) == {"network", "optimizer", "lr_scheduler", "trainer", "validation"}
     assert last["trainer"]["iteration"] == last["trainer"]["epoch_length"] == 4  # 16 images, batches of 4
     event_files = list((trained_bundle / "runs" / "global" / "tensorboard").iterdir())
     assert len(event_files) == 1, "one shared SummaryWriter"
@@ -195,3 +195,43 @@ def test_evaluate_writes_report(trained_bundle, synthetic_dir, tmp_path):
     metrics = (out / "metrics.csv").read_text()
     for key in ("test_auc", "test_auc_benign", "test_dice_malignant"):
         assert key in metrics
+
+
+def _messages(err: BaseException | None) -> str:
+    """The messages of an exception and its causes (MONAI wraps the errors of config expressions)."""
+    texts = []
+    while err is not None:
+        texts.append(str(err))
+        err = err.__cause__ or err.__context__
+    return " | ".join(texts)
+
+
+@pytest.mark.parametrize(
+    "files, workflow_type, extra",
+    [
+        (("inference.json",), "infer", {}),
+        (("inference.json", "evaluate.json"), "eval", {"num_bootstrap": 10}),
+    ],
+)
+def test_results_are_not_overwritten_without_the_overwrite_key(
+    trained_bundle, synthetic_dir, tmp_path, files, workflow_type, extra
+):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "predictions.csv").write_text("earlier results")
+    with pytest.raises(Exception) as refused:
+        create(config(*files), workflow_type, trained_bundle, synthetic_dir, output_dir=str(out), **extra).run()
+    assert "already holds results (predictions.csv); pass --overwrite true" in _messages(refused.value)
+    assert (out / "predictions.csv").read_text() == "earlier results"
+    workflow = create(
+        config(*files), workflow_type, trained_bundle, synthetic_dir, output_dir=str(out), overwrite=True, **extra
+    )
+    workflow.run()
+    workflow.finalize()
+    assert (out / "predictions.csv").read_text() != "earlier results"
+
+
+def test_training_into_a_finished_stage_needs_resume_or_overwrite(trained_bundle, synthetic_dir):
+    with pytest.raises(Exception) as refused:
+        create(config("train.json"), "train", trained_bundle, synthetic_dir, **{"train#trainer#max_epochs": 1})
+    assert "already holds a training run" in _messages(refused.value)

@@ -229,3 +229,79 @@ def test_read_datalist_labels_optional_for_inference(tmp_path: Path, require_lab
     datalist.write_text(json.dumps({"test": [{"image": "c.png", "label": [0, 2]}]}))
     with pytest.raises(ValueError, match=r"test\[0\] label"):  # a label that is there is still checked
         read_datalist(datalist, "test", require_label=False)
+
+
+def _csv(path: Path, text: str) -> Path:
+    path.write_bytes(text.encode("utf-8-sig"))  # Excel's "CSV UTF-8" starts with a byte-order mark
+    return path
+
+
+def test_read_datalist_reads_a_csv_table_by_its_split_column(tmp_path: Path) -> None:
+    (tmp_path / "lists").mkdir()
+    path = _csv(
+        tmp_path / "lists" / "datalist.csv",
+        "image,benign,malignant,split,laterality\n"
+        "a.png,0,1,training,L\n"
+        "b.png,1,0,Test,R\n"
+        "c.png,1,1,training,R\n"
+        "d.png,0,0,validation,L\n",
+    )
+    training = read_datalist(path, "training")
+    assert training == [
+        {"image": str(tmp_path / "lists" / "a.png"), "label": [0, 1], "laterality": "L"},
+        {"image": str(tmp_path / "lists" / "c.png"), "label": [1, 1], "laterality": "R"},
+    ]
+    assert [item["image"] for item in read_datalist(path, "test")] == [str(tmp_path / "lists" / "b.png")]
+    assert [item["label"] for item in read_datalist(path, "validation")] == [[0, 0]]
+
+
+def test_read_datalist_csv_without_labels_for_inference(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "images.csv", "image,split\nscans/a.png,test\nscans/b.png,test\n")
+    items = read_datalist(path, "test", require_label=False)
+    assert items == [{"image": str(tmp_path / "scans" / "a.png")}, {"image": str(tmp_path / "scans" / "b.png")}]
+    with pytest.raises(ValueError, match="needs 'benign' and 'malignant' columns or a 'label' column"):
+        read_datalist(path, "test")
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (
+            'image,label\na.png,"0,1"\n',
+            "{path}: a CSV datalist needs a 'split' column (training, validation or test) for each row",
+        ),
+        ("image,split\na.png,train\n", "{path} line 2: split must be one of training, validation, test, got 'train'"),
+        ("image,split\na.png,test\nb.png,\n", "{path} line 3: split must be one of training, validation, test, got ''"),
+        (
+            "image,split\na.png,test\nb.png,test\n./a.png,test\n",
+            "{path} test: image {folder}/a.png is listed twice (lines 2 and 4)",
+        ),
+        ('image,split,label\na.png,test,"0,2"\n', "{path} line 2 label must be 0 or 1, got '2'"),
+    ],
+    ids=["no-split-column", "unknown-split", "empty-split", "duplicate", "bad-label"],
+)
+def test_read_datalist_csv_errors_are_one_line(tmp_path: Path, content: str, problem: str) -> None:
+    path = _csv(tmp_path / "datalist.csv", content)
+    with pytest.raises(ValueError) as info:
+        read_datalist(path, "test", require_label=False)
+    assert str(info.value) == problem.format(path=path, folder=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        (
+            "datalist.json",
+            '{"test": ["a.png"]}'.encode("utf-16"),
+            "not a UTF-8 text file (invalid start byte at byte 0)",
+        ),
+        ("datalist.csv", b"image,split\n\xff.png,test\n", "not a UTF-8 text file (invalid start byte at byte 12)"),
+    ],
+    ids=["json-utf16", "csv-latin1"],
+)
+def test_read_datalist_names_a_file_that_is_not_utf8(tmp_path: Path, name: str, content: bytes, problem: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as info:
+        read_datalist(path, "test", require_label=False)
+    assert str(info.value) == f"{path}: {problem}"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from monai_glam.data import MammogramDataset, atomic_output_path, write_png
+from monai_glam.data import MammogramDataset, NoUsableItemsError, atomic_output_path, write_png
 from monai_glam.transforms import LoadMammogramd
 
 
@@ -53,6 +53,21 @@ def test_all_items_bad(tmp_path: Path) -> None:
     dataset = MammogramDataset(_items(tmp_path)[1:], LoadMammogramd("image"), skip_bad_items=True)
     with pytest.raises(RuntimeError, match="all 3 items failed"):
         dataset[0]
+
+
+def test_all_items_bad_is_a_one_line_value_error_naming_each_file_once(tmp_path: Path) -> None:
+    items = _items(tmp_path)[1:]
+    dataset = MammogramDataset(items, LoadMammogramd("image"), skip_bad_items=True)
+    with pytest.raises(ValueError) as info:  # the command line reports ValueErrors in one line
+        dataset[0]
+    assert isinstance(info.value, NoUsableItemsError) and isinstance(info.value, RuntimeError)
+    reasons = [dataset.skipped[i] for i in range(3)]
+    assert str(info.value) == "all 3 items failed to load; the first problems: " + "; ".join(reasons)
+    assert "\n" not in str(info.value)
+    # The reader's messages start with the file already: it is not repeated in front of them.
+    kinds = ("MammogramReadError", "MammogramReadError", "FileNotFoundError")
+    for reason, kind, item in zip(reasons, kinds, items, strict=True):
+        assert reason.startswith(f"{kind}: {item['image']}: "), reason
 
 
 def test_atomic_output_leaves_nothing_on_error(tmp_path: Path) -> None:

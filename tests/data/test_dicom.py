@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +67,64 @@ def test_missing_tags_fall_back_to_the_file_name(tmp_path: Path) -> None:
     write_dicom_mammogram(path, dataset)
     meta = load_mammogram(path).meta
     assert (meta["laterality"], meta["view"]) == ("R", "MLO")
+
+
+def _set_decimal_string(raw: bytes, group: int, element: int, value: str) -> bytes:
+    """Rewrite one DS element of an explicit-VR little-endian file (pydicom will not write a malformed DS)."""
+    head = struct.pack("<HH", group, element) + b"DS"
+    start = raw.index(head)
+    (length,) = struct.unpack("<H", raw[start + 6 : start + 8])
+    data = value.encode("ascii")
+    data += b" " * (len(data) % 2)
+    return raw[: start + 6] + struct.pack("<H", len(data)) + data + raw[start + 8 + length :]
+
+
+_IMAGER_PIXEL_SPACING = (0x0018, 0x1164)
+_PIXEL_SPACING = (0x0028, 0x0030)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("a\\b", "is 'a\\b', not two numbers (row, column)"),
+        ("0.1", "is '0.1', not two numbers (row, column)"),
+        ("0.1\\0.1\\0.1", "is '0.1\\0.1\\0.1', not two numbers (row, column)"),
+        ("0\\0.1", "is '0\\0.1'; a pixel spacing must be a finite number > 0"),
+        ("-0.1\\0.1", "is '-0.1\\0.1'; a pixel spacing must be a finite number > 0"),
+        ("nan\\0.1", "is 'nan\\0.1'; a pixel spacing must be a finite number > 0"),
+        ("1e999\\0.1", "is '1e999\\0.1'; a pixel spacing must be a finite number > 0"),
+    ],
+    ids=["letters", "one-value", "three-values", "zero", "negative", "nan", "overflow"],
+)
+def test_malformed_pixel_spacing_is_ignored_with_a_warning(tmp_path: Path, value: str, problem: str) -> None:
+    path = tmp_path / "spacing.dcm"
+    write_dicom_mammogram(path, build_mammogram_dataset(PIXELS, "L", "CC", spacing=(0.2, 0.3)))
+    path.write_bytes(_set_decimal_string(path.read_bytes(), *_IMAGER_PIXEL_SPACING, value))
+    with pytest.warns(UserWarning) as caught:
+        image = load_mammogram(path)
+    assert [str(w.message) for w in caught] == [f"{path}: tag ImagerPixelSpacing {problem}; it is ignored"]
+    assert image.meta["spacing"] == pytest.approx((0.2, 0.3))  # PixelSpacing, the fallback
+    np.testing.assert_array_equal(image[0].numpy(), PIXELS.astype(np.float32))
+
+    path.write_bytes(_set_decimal_string(path.read_bytes(), *_PIXEL_SPACING, value))
+    with pytest.warns(UserWarning) as caught:
+        image = load_mammogram(path)
+    assert [str(w.message) for w in caught] == [
+        f"{path}: tag ImagerPixelSpacing {problem}; it is ignored",
+        f"{path}: tag PixelSpacing {problem}; it is ignored",
+    ]
+    assert image.meta["spacing"] == (1.0, 1.0)  # unknown, as for a file without spacing tags
+    assert image.affine.diagonal().tolist() == [1.0, 1.0, 1.0]
+
+
+def test_empty_pixel_spacing_is_no_spacing_without_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "spacing.dcm"
+    write_dicom_mammogram(path, build_mammogram_dataset(PIXELS, "L", "CC"))
+    raw = _set_decimal_string(path.read_bytes(), *_IMAGER_PIXEL_SPACING, "")
+    path.write_bytes(_set_decimal_string(raw, *_PIXEL_SPACING, ""))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_mammogram(path).meta["spacing"] == (1.0, 1.0)
 
 
 def test_rescale_slope_and_intercept(tmp_path: Path) -> None:

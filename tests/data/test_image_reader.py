@@ -8,6 +8,7 @@ from pathlib import Path
 import nibabel
 import numpy as np
 import pytest
+import torch
 from monai.data import MetaTensor
 from PIL import Image
 
@@ -61,6 +62,17 @@ def test_nifti_keeps_axis_order_and_spacing(tmp_path: Path, shape: tuple, suffix
     np.testing.assert_array_equal(image[0].numpy(), pixels.reshape(6, 4))
     assert image.meta["spacing"] == pytest.approx(zooms[:2])
     assert image.meta["laterality"] == "L"
+
+
+@pytest.mark.parametrize("row_spacing", [np.inf, np.nan], ids=["inf", "nan"])
+def test_nifti_non_finite_voxel_size_is_unknown_spacing(tmp_path: Path, row_spacing: float) -> None:
+    volume = nibabel.Nifti1Image(np.arange(24, dtype=np.int16).reshape(6, 4), np.eye(4))
+    volume.header.set_zooms((row_spacing, 0.1))
+    path = tmp_path / "scan.nii"
+    nibabel.save(volume, path)
+    image = load_mammogram(path)
+    assert image.meta["spacing"] == (1.0, 1.0)
+    assert bool(torch.isfinite(image.affine).all())
 
 
 @pytest.mark.parametrize(

@@ -112,6 +112,12 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path):
     assert resumed.trainer.state.epoch == 4
     for key, value in reference.glam.state_dict().items():
         assert torch.equal(resumed.glam.state_dict()[key], value), key
+    # The validation bookkeeping came back too: the best epoch (1 here) and best.pt are those of the uninterrupted
+    # run, not replaced by the first validation after the resume.
+    assert resumed.evaluator.state.best_metric == reference.evaluator.state.best_metric
+    assert resumed.evaluator.state.best_metric_epoch == reference.evaluator.state.best_metric_epoch
+    best, expected = (torch.load(run.best_checkpoint, weights_only=True) for run in (resumed, reference))
+    assert best.keys() == expected.keys() and all(torch.equal(best[k], expected[k]) for k in best)
 
 
 def test_early_stopping_stops_on_flat_auc(tmp_path):

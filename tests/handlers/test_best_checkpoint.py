@@ -124,3 +124,14 @@ def test_rejects_bad_arguments(tmp_path: Path) -> None:
         BestCheckpointSaver(tmp_path / "best.pt", {})
     with pytest.raises(ValueError, match="key_metric_name"):
         BestCheckpointSaver(tmp_path / "best.pt", {"n": torch.nn.Linear(1, 1)}, "")
+
+
+def test_state_dict_round_trip_restores_the_best_score(tmp_path: Path) -> None:
+    saver = BestCheckpointSaver(tmp_path / "best.pt", {"network": torch.nn.Linear(1, 1)})
+    saver.best_score, saver.best_epoch = 0.75, 3
+    restored = BestCheckpointSaver(tmp_path / "best.pt", {"network": torch.nn.Linear(1, 1)})
+    restored.load_state_dict(saver.state_dict())
+    assert (restored.best_score, restored.best_epoch) == (0.75, 3)
+    assert not restored._improves(0.7) and restored._improves(0.8)
+    restored.load_state_dict({})
+    assert restored.best_score is None and restored._improves(0.1)

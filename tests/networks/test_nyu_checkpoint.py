@@ -84,3 +84,22 @@ def test_published_key_list_maps_completely(shared_dir):
     expected = GLAM().state_dict()
     assert set(converted) == set(expected)
     assert all(tuple(converted[k].shape) == tuple(expected[k].shape) for k in expected)
+
+
+def test_published_layout_problem(small_model):
+    from monai_glam.networks.nyu_checkpoint import published_layout_problem
+
+    published = to_nyu_layout(small_model.state_dict())
+    for loaded in (published, {"state_dict": published}, {"model": {"network": published}}):
+        assert published_layout_problem(loaded) is None
+    for loaded in (None, [], torch.zeros(2), {}):  # the reader has the words for what is no state dict
+        assert published_layout_problem(loaded) is None
+    ours = small_model.state_dict()
+    assert published_layout_problem({"network": ours, "epoch": 1}) == (
+        f"its {len(ours)} keys are already monai_glam's GLAM names (global_network.backbone.stem.weight, ...), so "
+        "there is nothing to convert; pass it to --checkpoint or --init as it is"
+    )
+    assert published_layout_problem({"conv." + "x" * 80: torch.zeros(1), 3: torch.zeros(1)}) == (
+        "none of its 2 keys starts with global_network.downsampling_branch., global_network.postprocess_module. or "
+        f"detection_network. (first keys: conv.{'x' * 52}..., 3)"
+    )
