@@ -18,6 +18,7 @@ __all__ = [
     "SEED",
     "OneLineArgumentParser",
     "add_inference_arguments",
+    "device_name",
     "inference_options",
     "integer",
     "number",
@@ -70,7 +71,9 @@ def add_inference_arguments(parser: argparse.ArgumentParser, checkpoint_required
         help="sliding-window overlap (default: 0.25)",
     )
     parser.add_argument("--sw-batch-size", type=POSITIVE_INT, default=1, help="windows per forward pass (default: 1)")
-    parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1 (default: auto)")
+    parser.add_argument(
+        "--device", type=device_name, default="auto", help="torch device: auto, cpu, cuda, cuda:1 (default: auto)"
+    )
     parser.add_argument(
         "--formats",
         nargs="*",
@@ -185,3 +188,14 @@ POSITIVE_INT = integer(minimum=1)
 NON_NEGATIVE_INT = integer(minimum=0)
 SEED = integer(minimum=0, maximum=2**32 - 1)
 PROBABILITY = number(0.0, 1.0)
+
+
+def device_name(text: str) -> str:
+    """An argparse ``type`` for ``--device``: a name torch can use on this machine (``auto``, ``cpu``, ``cuda:1``)."""
+    from monai_glam.utils.device import resolve_device
+
+    try:
+        resolve_device(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from monai_glam.utils.atomic import atomic_output_path
+from monai_glam.handlers.last_checkpoint import write_checkpoint
 
 __all__ = ["add_parser", "convert_nyu_checkpoint"]
 
@@ -37,8 +37,7 @@ def convert_nyu_checkpoint(src: str | os.PathLike[str], dst: str | os.PathLike[s
         raise ValueError(f"{src} is not a published GLAM checkpoint (model_sep.ckpt / model_joint.ckpt): {problem}")
     model = load_nyu_glam(src)
     state = model.state_dict()
-    with atomic_output_path(dst) as tmp_path:
-        torch.save(state, tmp_path)
+    write_checkpoint(state, dst)  # atomic; a failed write (disk full) is one OSError line naming the file
     return len(state)
 
 

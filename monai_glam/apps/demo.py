@@ -9,17 +9,19 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from monai_glam.apps.arguments import POSITIVE_INT, SEED, integer, number
+from monai_glam.apps.arguments import POSITIVE_INT, SEED, device_name, integer, number
 from monai_glam.data import read_datalist, write_synthetic_dataset
 from monai_glam.data.synthetic import SyntheticMammogramGenerator
 from monai_glam.engines import load_inference_model, run_inference, run_training
 from monai_glam.metrics import EvaluationCollector, select_dice_thresholds, write_evaluation_report
 from monai_glam.networks import GLAM_PRESETS, glam_preset
 from monai_glam.utils.device import resolve_device
+from monai_glam.utils.output_folder import check_output_folder
 
 __all__ = ["add_parser", "run_demo"]
 
@@ -34,6 +36,10 @@ _DEMO_LESIONS: dict[str, Any] = {
 }
 
 
+#: The folders the demo writes in its output folder (``--overwrite`` deletes them first).
+_DEMO_FOLDERS = ("data", "runs", "validation", "evaluation")
+
+
 def run_demo(
     output: str | Path = "glam_demo",
     num_images: int = 480,
@@ -46,6 +52,7 @@ def run_demo(
     seed: int = 0,
     device: str = "auto",
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Path]:
     """Run the whole GLAM workflow on a synthetic dataset and return the paths of what it wrote.
 
@@ -55,15 +62,21 @@ def run_demo(
     split (CSV of scores, maps and masks in the original image geometry, overlays, a JSON/Markdown report
     with ROC and FROC plots).
 
+    An ``output`` folder that already holds files is refused unless ``overwrite``; then the demo's own folders in
+    it (``data``, ``runs``, ``validation``, ``evaluation``) are deleted before it starts.
+
     Raises:
-        ValueError: fewer than 8 images, an unknown preset, or an unknown or unavailable device (before anything
-            is written).
+        ValueError: fewer than 8 images, an unknown preset, an unknown or unavailable device, or an output folder
+            with files and no ``overwrite`` (before anything is written).
     """
     if num_images < 8:
         raise ValueError(f"the demo needs at least 8 images (two synthetic exams), got {num_images}.")
     window = glam_preset(preset)["window"]
     resolve_device(device)  # an unknown or unavailable device fails here, before any file is written
     output = Path(output)
+    check_output_folder(output, overwrite)
+    for name in _DEMO_FOLDERS if overwrite else ():
+        shutil.rmtree(output / name, ignore_errors=True)
     started = time.perf_counter()
     print(f"[1/5] writing {num_images} synthetic mammograms ({window[0]}x{window[1]}) to {output / 'data'}")
     generator = SyntheticMammogramGenerator(size=window, seed=seed, **_DEMO_LESIONS)
@@ -174,6 +187,7 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         progress=not args.no_progress,
+        overwrite=args.overwrite,
     )
     return 0
 
@@ -198,8 +212,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--lr", type=number(0.0, open_minimum=True), default=3e-3, help="learning rate (default 3e-3)")
     parser.add_argument("--num-bootstrap", type=POSITIVE_INT, default=500, help="bootstrap resamples for AUC intervals")
     parser.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    parser.add_argument("--device", type=device_name, default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--minimal", action="store_true", help="a seconds-long smoke run (16 images, 1 epoch each)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="OUTPUT holds an earlier demo: delete it, run again (default: refuse)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=_run)
     return parser

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from monai_glam.apps.arguments import NON_NEGATIVE_INT, POSITIVE_INT, SEED, number
+from monai_glam.apps.arguments import NON_NEGATIVE_INT, POSITIVE_INT, SEED, device_name, number
 from monai_glam.engines import run_training
 from monai_glam.networks import GLAM_PRESETS
 from monai_glam.networks.io import read_model_config
@@ -97,7 +97,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--no-augment", action="store_true", help="disable training augmentation")
     parser.add_argument("--num-workers", type=NON_NEGATIVE_INT, default=0, help="data-loading workers (default 0)")
     parser.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     parser.add_argument(
         "--early-stop", type=NON_NEGATIVE_INT, default=0, help="patience in validations (default 0: off)"
     )

@@ -208,13 +208,10 @@ def read_datalist(
     """
     source = Path(path)
     if split not in DATALIST_SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {DATALIST_SPLITS}")
+        raise ValueError(f"unknown split {split!r} of {source}; expected one of {DATALIST_SPLITS}")
     if source.suffix.lower() == ".csv":
         return _read_csv_split(source, split, require_label, allow_duplicates)
-    try:
-        document = read_json(source, "datalist")
-    except UnicodeDecodeError as err:  # e.g. a datalist saved as UTF-16, or an image passed as the datalist
-        raise ValueError(f"{source}: not a UTF-8 text file ({err.reason} at byte {err.start})") from None
+    document = read_json(source, "datalist")  # UTF-8 (a byte-order mark is fine); other encodings: one line
     if not isinstance(document, dict):
         raise ValueError(f"{source}: a datalist is a JSON object with {DATALIST_SPLITS} lists")
     entries = document.get(split)

@@ -16,6 +16,7 @@ import torch
 from monai.utils import set_determinism
 
 from monai_glam.data import MammogramDataset, read_datalist
+from monai_glam.data.errors import NoUsableItemsError
 from monai_glam.engines.stages import TrainingStage
 from monai_glam.engines.workflows import LAST_CHECKPOINT, create_glam_training, create_loader
 from monai_glam.networks import GLAM, glam_preset
@@ -150,6 +151,9 @@ def run_training(
         }
         atomic_write_text(output_dir / TRAINING_CONFIG_FILE, json.dumps(run_settings, indent=2) + "\n")
 
+    for split, items in (("training", train_items), ("validation", val_items)):
+        if items and skip_bad_items:
+            _check_split_loads(items, window, split, datalist)
     train_data = MammogramDataset(train_items, glam_transforms(window, augment=augment), skip_bad_items)
     train_loader = create_loader(train_data, batch_size=batch_size, shuffle=True, seed=seed, num_workers=num_workers)
     val_loader = None
@@ -181,6 +185,17 @@ def run_training(
     finally:
         if started_group:
             destroy_distributed()
+
+
+def _check_split_loads(
+    items: Sequence[Mapping[str, Any]], window: Sequence[int], split: str, datalist: str | os.PathLike[str]
+) -> None:
+    """Load the first readable item of a split before the engines start, so a split of unreadable files is one
+    error line (the bad items are reported as they are tried) instead of an exception inside the trainer."""
+    try:
+        MammogramDataset(items, glam_transforms(window, augment=False), skip_bad_items=True)[0]
+    except NoUsableItemsError as err:
+        raise NoUsableItemsError(f"{split} split of {datalist}: {err}") from None
 
 
 def _warn_single_label_classes(

@@ -303,21 +303,54 @@ def _one_line(text: str, limit: int = _MAX_REASON_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _load_failure_reason(err: BaseException) -> str:
+#: How much of a raw pickle :func:`_referenced_global` scans for the code it references.
+_PICKLE_SCAN_BYTES = 1 << 20
+
+
+def _referenced_global(source: Path) -> str | None:
+    """The first ``module.name`` a raw (non-zip) pickle file references, read from its opcodes without running it.
+
+    torch's safe loader names the offending global only for some pickle protocols; this finds it for all of them
+    (``GLOBAL`` carries ``"module name"``, ``STACK_GLOBAL`` takes the two strings pushed before it).
+    """
+    import pickletools
+    import zipfile
+
+    if zipfile.is_zipfile(source):
+        return None
+    with open(source, "rb") as handle:
+        data = handle.read(_PICKLE_SCAN_BYTES)
+    strings: list[str] = []
+    try:
+        for opcode, arg, _ in pickletools.genops(data):
+            if opcode.name == "GLOBAL" and isinstance(arg, str):
+                return ".".join(arg.split(" ", 1))
+            if opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                return f"{strings[-2]}.{strings[-1]}"
+            if isinstance(arg, str):
+                strings.append(arg)
+    except Exception:  # truncated or not a pickle: nothing more to learn from it
+        return None
+    return None
+
+
+def _load_failure_reason(err: BaseException, source: Path) -> str:
     """A one-line reason for a failed ``torch.load``, without torch's advice to drop ``weights_only``."""
     text = str(err)
     if isinstance(err, EOFError):
         return "truncated file (the data ends early)"
     if "weights only load failed" in text.lower() or "weights_only" in text:
         found = re.search(r"GLOBAL\s+([\w.]+)", text)
-        if found is not None:
+        name = found.group(1) if found is not None else _referenced_global(source)
+        if name is not None:
             return (
-                f"refused: it references {found.group(1)}, and only tensors and plain containers are loaded "
+                f"refused: it references {name}, and only tensors and plain containers are loaded "
                 "(the file may run code when unpickled)"
             )
         return "not a PyTorch checkpoint of tensors (its pickle data cannot be loaded safely)"
     first = _one_line(re.split(r"(?<=\.)\s", text.strip(), maxsplit=1)[0]) or type(err).__name__
-    if any(word in text.lower() for word in ("eof", "zip archive", "corrupt")):
+    # torch's zip reader seeks before the start of a cut archive: "[Errno 22] Invalid argument".
+    if any(word in text.lower() for word in ("eof", "zip archive", "corrupt", "invalid argument")):
         return f"corrupt or truncated file ({first})"
     return f"{type(err).__name__}: {first}"
 
@@ -385,6 +418,8 @@ def read_glam_state_dict(
             weights holding NaN/Inf (the first such key is named) unless ``allow_non_finite``.
     """
     source = Path(path)
+    if source.is_dir():
+        raise ValueError(f"cannot read checkpoint {source}: it is a directory, not a file")
     if not source.is_file():
         raise FileNotFoundError(f"checkpoint not found: {source} (no such checkpoint file)")
     if source.stat().st_size == 0:
@@ -396,7 +431,7 @@ def read_glam_state_dict(
             loaded = torch.load(source, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for corrupt, truncated or unsafe files
         # ``from None``: torch's own message advises reloading with weights_only=False, which would run the code.
-        raise ValueError(f"cannot read checkpoint {source}: {_load_failure_reason(err)}") from None
+        raise ValueError(f"cannot read checkpoint {source}: {_load_failure_reason(err, source)}") from None
     state = _check_state_dict(_unwrap(loaded), source)
     if is_nyu_state_dict(state):
         try:

