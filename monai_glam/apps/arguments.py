@@ -16,6 +16,7 @@ __all__ = [
     "POSITIVE_INT",
     "PROBABILITY",
     "SEED",
+    "WINDOW_SIDE",
     "OneLineArgumentParser",
     "add_inference_arguments",
     "device_name",
@@ -39,7 +40,7 @@ def add_inference_arguments(parser: argparse.ArgumentParser, checkpoint_required
     )
     parser.add_argument(
         "--window",
-        type=POSITIVE_INT,
+        type=WINDOW_SIDE,
         nargs=2,
         metavar=("H", "W"),
         help="model window (default: model config, else 2944 1920)",
@@ -188,6 +189,9 @@ POSITIVE_INT = integer(minimum=1)
 NON_NEGATIVE_INT = integer(minimum=0)
 SEED = integer(minimum=0, maximum=2**32 - 1)
 PROBABILITY = number(0.0, 1.0)
+#: One side of a network window: far above any mammogram (the paper's window is 2944x1920), below sizes that only
+#: fail deep inside the padding.
+WINDOW_SIDE = integer(minimum=1, maximum=16384)
 
 
 def device_name(text: str) -> str:

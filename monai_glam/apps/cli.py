@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 
 from monai_glam.apps.arguments import OneLineArgumentParser
 from monai_glam.apps.errors import CommandError
@@ -56,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as done:  # --help, --version, or a usage error already printed as one line
         return int(done.code or 0) if not isinstance(done.code, str) else 2
+    previous_format = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning(args.command)
     try:
         return int(args.func(args) or 0)
     except (CommandError, ValueError, FileNotFoundError, OSError) as err:
@@ -71,6 +74,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    finally:
+        warnings.formatwarning = previous_format
+
+
+def _one_line_warning(command: str) -> Callable[..., str]:
+    """Python warnings as one line, ``monai-glam <command>: warning: <message>`` (no file name or source line)."""
+
+    def format_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> str:
+        text = " ".join(str(message).split())
+        return f"monai-glam {command}: warning: {text}\n"
+
+    return format_warning
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from monai_glam.apps.arguments import NON_NEGATIVE_INT, POSITIVE_INT, SEED, device_name, number
+from monai_glam.apps.arguments import NON_NEGATIVE_INT, POSITIVE_INT, SEED, WINDOW_SIDE, device_name, number
 from monai_glam.engines import run_training
 from monai_glam.networks import GLAM_PRESETS
 from monai_glam.networks.io import read_model_config
@@ -79,7 +79,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--stage", choices=["global", "local", "joint"], default="global", help="training stage")
     parser.add_argument("--preset", choices=sorted(GLAM_PRESETS), default="paper", help="model size preset")
     parser.add_argument("--model-config", help="JSON of GLAM constructor arguments overriding the preset")
-    parser.add_argument("--window", type=POSITIVE_INT, nargs=2, metavar=("H", "W"), help="network input size")
+    parser.add_argument("--window", type=WINDOW_SIDE, nargs=2, metavar=("H", "W"), help="network input size")
     parser.add_argument("--epochs", type=POSITIVE_INT, default=10, help="epochs of this stage (default 10)")
     parser.add_argument("--batch-size", type=POSITIVE_INT, default=2, help="images per step (default 2)")
     parser.add_argument(

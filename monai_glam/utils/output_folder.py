@@ -127,7 +127,10 @@ def staged_output_folder(
     """
     target = Path(folder)
     names = check_output_folder(target, overwrite, option)
-    target.mkdir(parents=True, exist_ok=True)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(f"cannot create {option} {target}: {err.strerror or err}") from None
     _remove_stale_staging(target)
     if not names:
         yield StagedFolder(target, target, staged=False)

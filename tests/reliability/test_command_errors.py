@@ -7,8 +7,8 @@ fresh folder), the expected status and the substrings the line must hold. A spli
 exception: each bad item is reported on its own line (as in a mixed split) before the error line.
 
 What a terminal would show on stderr is reproduced in-process: :func:`monai_glam.apps.cli.main` runs under
-``capsys``, Python warnings are formatted the way the interpreter prints them, and log records that no handler
-takes are printed the way :data:`logging.lastResort` prints them (the command line configures no logging).
+``capsys``, Python warnings are printed as the command line formats them (one line each), and log records that no
+handler takes are printed the way :data:`logging.lastResort` prints them (the command line configures no logging).
 """
 
 from __future__ import annotations
@@ -122,13 +122,20 @@ class _LastResort(logging.Handler):
         sys.stderr.write(self.format(record) + "\n")
 
 
+def _print_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    """The interpreter's ``warnings.showwarning``: the text :func:`warnings.formatwarning` gives (the command line
+    sets a one-line format while it runs), written to the current ``sys.stderr``."""
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def run_command(argv: Sequence[str], capsys: pytest.CaptureFixture[str]) -> Result:
     """``monai-glam ARGV`` in-process, with warnings and unhandled log records shown on stderr."""
     capsys.readouterr()
     handler = _LastResort()
     logging.root.addHandler(handler)
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings():
+            warnings.showwarning = _print_warning  # pytest records warnings; print them as the interpreter does
             warnings.simplefilter("default")  # the interpreter's defaults
             for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
                 warnings.filterwarnings("ignore", category=category)
@@ -136,8 +143,7 @@ def run_command(argv: Sequence[str], capsys: pytest.CaptureFixture[str]) -> Resu
     finally:
         logging.root.removeHandler(handler)
     captured = capsys.readouterr()
-    shown = "".join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line) for w in caught)
-    err = (captured.err + shown).strip()
+    err = captured.err.strip()
     return Result(status, captured.out, err.splitlines() if err else [])
 
 
@@ -285,6 +291,19 @@ CASES = [
     case("train-epochs-1.5", [*TRAIN, "--epochs", "1.5"], 2, "argument --epochs", "got '1.5'"),
     case("train-lr-inf", [*TRAIN, "--lr", "inf"], 2, "argument --lr: must be a number > 0, got inf"),
     case("train-window-one", [*TRAIN, "--window", "8"], 2, "argument --window: expected 2 arguments"),
+    case(
+        "infer-window-huge",
+        [*INFER, "--window", "100000", "100000"],
+        2,
+        "argument --window: must be an integer >= 1 and <= 16384, got 100000",
+    ),
+    case(
+        "infer-output-under-a-file",
+        [*INFER, "--output", "{tmp}/file/out"],
+        2,
+        "cannot create --output {tmp}/file/out: Not a directory",
+        make=_bytes("file", b"x"),
+    ),
     case("train-window-8", [*TRAIN, "--window", "8", "8"], 2, "window [8, 8] is smaller than this GLAM's 64x64 patch"),
     case(
         "train-window-8-before-any-image",
@@ -747,7 +766,7 @@ NUMERIC_OPTIONS: list[tuple[list[str], str, str, str, str]] = [
     (SYNTH, "--size", "160", "-160", "an integer >= 1"),
     (SYNTH, "--seed", "0", "-1", "an integer >= 0 and <= 4294967295"),
     (SYNTH, "--fractions", "0", "1.5", "a number >= 0 and <= 1"),
-    (TRAIN, "--window", "160", "0", "an integer >= 1"),
+    (TRAIN, "--window", "160", "0", "an integer >= 1 and <= 16384"),
     (TRAIN, "--epochs", "1", "0", "an integer >= 1"),
     (TRAIN, "--batch-size", "2", "0", "an integer >= 1"),
     (TRAIN, "--lr", "0.1", "0", "a number > 0"),
@@ -762,7 +781,7 @@ NUMERIC_OPTIONS: list[tuple[list[str], str, str, str, str]] = [
         (command, option, good, bad, what)
         for command in (INFER, EVAL)
         for option, good, bad, what in (
-            ("--window", "96", "-8", "an integer >= 1"),
+            ("--window", "96", "-8", "an integer >= 1 and <= 16384"),
             ("--erosion-iterations", "0", "-1", "an integer >= 0"),
             ("--buffer", "0", "-4", "an integer >= 0"),
             ("--thresholds", "0.5", "1.5", "a number >= 0 and <= 1"),
