@@ -58,6 +58,8 @@ def _peek(src: str | os.PathLike[str]) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if os.path.lexists(args.dst) and not args.overwrite:
+        raise ValueError(f"OUT {args.dst} already exists; pass --overwrite to replace it, or choose another path")
     count = convert_nyu_checkpoint(args.src, args.dst)
     print(f"wrote {count} tensors to {args.dst}")
     return 0
@@ -76,5 +78,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("src", metavar="IN", help="published checkpoint")
     parser.add_argument("dst", metavar="OUT", help="where to write the converted state dict (.pt)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT (default: refuse)")
     parser.set_defaults(func=_run)
     return parser

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 import math
+import shutil
+from pathlib import Path
 from typing import Any
 
 from monai_glam.apps.arguments import POSITIVE_INT, SEED, number
 from monai_glam.data.synthetic import MIN_SIZE, SyntheticMammogramGenerator, write_synthetic_dataset
+from monai_glam.utils.output_folder import check_output_folder
 
 __all__ = ["add_parser", "run"]
+
+#: What ``synth`` writes in ``--out`` (``--overwrite`` deletes these first, so no earlier image is left behind).
+_SYNTH_OUTPUTS = ("images", "masks", "dicom", "datalist.json")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -44,6 +50,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="patient shares of the datalist splits, summing to 1 (default: 0.8 0.1 0.1)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="--out holds files: delete its images/, masks/, dicom/ and datalist.json first (default: refuse)",
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -56,6 +67,13 @@ def run(args: argparse.Namespace) -> int:
     if not math.isclose(sum(args.fractions), 1.0, abs_tol=1e-6):
         shares = " ".join(f"{share:g}" for share in args.fractions)
         raise ValueError(f"--fractions must sum to 1, got {shares} (sum {sum(args.fractions):g})")
+    check_output_folder(args.out, args.overwrite, option="--out")
+    for name in _SYNTH_OUTPUTS if args.overwrite else ():
+        target = Path(args.out) / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
     generator = SyntheticMammogramGenerator(size=tuple(args.size), seed=args.seed)
     datalist = write_synthetic_dataset(
         args.out,

@@ -21,6 +21,15 @@ def test_convert_nyu_writes_a_loadable_state_dict(tmp_path, capsys):
     for key, value in model.state_dict().items():
         assert torch.equal(fresh.state_dict()[key], value), key
     assert [p.name for p in dst.parent.iterdir()] == ["glam.pt"]  # no temporary file left behind
+    before = dst.read_bytes()
+    capsys.readouterr()
+    assert main(["convert-nyu", str(src), str(dst)]) == 2  # an existing OUT is not replaced silently
+    assert capsys.readouterr().err == (
+        f"monai-glam convert-nyu: error: OUT {dst} already exists; pass --overwrite to replace it, or choose another "
+        "path\n"
+    )
+    assert dst.read_bytes() == before
+    assert main(["convert-nyu", str(src), str(dst), "--overwrite"]) == 0
 
 
 def test_convert_nyu_reports_one_line_errors(tmp_path, capsys):

@@ -96,3 +96,17 @@ def test_synth_is_registered_with_the_cli(tmp_path: Path, capsys: pytest.Capture
     status = cli.main(["synth", "--out", str(tmp_path), "--num", "0"])
     assert status == 2
     assert "synth: error: argument --num: must be an integer >= 1, got 0" in capsys.readouterr().err
+
+
+def test_synth_refuses_a_used_folder_unless_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from monai_glam.apps import cli
+
+    out = tmp_path / "data"
+    argv = ["synth", "--out", str(out), "--size", "128", "96", "--no-dicom", "--no-progress"]
+    assert cli.main([*argv, "--num", "8"]) == 0
+    first = sorted(p.name for p in (out / "images").iterdir())
+    capsys.readouterr()
+    assert cli.main([*argv, "--num", "4"]) == 2
+    assert "--out" in capsys.readouterr().err and sorted(p.name for p in (out / "images").iterdir()) == first
+    assert cli.main([*argv, "--num", "4", "--overwrite"]) == 0
+    assert len(list((out / "images").iterdir())) == 4 == len(_all_items(out / "datalist.json"))
