@@ -17,15 +17,18 @@ Everything is deterministic per ``seed``: image ``i`` depends only on ``seed`` a
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
+from monai_glam import __version__
 from monai_glam.data.datalist import split_by_patient, write_datalist
 from monai_glam.data.dicom import build_mammogram_dataset, write_dicom_mammogram
 from monai_glam.data.image_writer import write_png
@@ -37,6 +40,7 @@ __all__ = [
     "SyntheticMammogram",
     "SyntheticMammogramGenerator",
     "power_law_noise",
+    "synthetic_dicom_dataset",
     "write_synthetic_dataset",
 ]
 
@@ -432,6 +436,191 @@ def _calcification_cluster(
     return signal, mask
 
 
+# --------------------------------------------------------------------------------------------------------------
+# DICOM copies: Digital Mammography X-Ray Image IOD, "For Presentation" (PS3.3 A.27)
+
+#: CID 4014 "View for Mammography" (PS3.16): SNOMED CT codes of the views the generator draws.
+_VIEW_CODES = {"CC": ("399162004", "cranio-caudal"), "MLO": ("399368009", "medio-lateral oblique")}
+#: CID 4013 "Anatomic Region for Mammography": the only region a mammogram images.
+_BREAST_CODE = ("76752008", "Breast")
+#: Study dates are drawn from the five years after this day (a fixed epoch keeps the files reproducible).
+_FIRST_STUDY_DAY = date(2015, 1, 5)
+#: The generator attributes that decide the pixels (the constructor's arguments), hashed into the UIDs.
+_PIXEL_SETTINGS = (
+    "size",
+    "seed",
+    "benign_probability",
+    "malignant_probability",
+    "calcification_fraction",
+    "benign_radius",
+    "malignant_radius",
+    "benign_contrast",
+    "malignant_contrast",
+    "calcification_contrast",
+    "marker_probability",
+    "bits",
+)
+
+
+def _code_item(value: str, meaning: str) -> Any:
+    """One Code Sequence Macro item (PS3.3 Table 8.8-1) of a SNOMED CT concept."""
+    from pydicom.dataset import Dataset
+
+    item = Dataset()
+    item.CodeValue = value
+    item.CodingSchemeDesignator = "SCT"
+    item.CodeMeaning = meaning
+    return item
+
+
+def _uid_root(generator: SyntheticMammogramGenerator) -> str:
+    """Entropy for the UIDs of a generated set: the seed and every setting that changes the pixels.
+
+    A UID names one object forever (PS3.5 chapter 9), so two sets that differ only in size or lesion settings must
+    not share UIDs, while regenerating a set with the same settings gives the same UIDs again.
+    """
+    settings = repr([(name, getattr(generator, name)) for name in _PIXEL_SETTINGS])
+    return f"monai_glam-synthetic-{generator.seed}-{hashlib.sha256(settings.encode()).hexdigest()[:16]}"
+
+
+def _clock(seconds: int) -> str:
+    """A DICOM TM value (HHMMSS) of ``seconds`` after midnight."""
+    return f"{seconds // 3600:02d}{seconds // 60 % 60:02d}{seconds % 60:02d}"
+
+
+def _exam_attributes(generator: SyntheticMammogramGenerator, exam: int) -> tuple[dict[str, Any], int]:
+    """Patient and General Study values shared by the four views of ``exam`` (one synthetic patient, one study).
+
+    They come from their own random stream (``[seed, exam, 20]``), so the images stay what they were.
+
+    Returns:
+        ``(attributes, study_seconds)``: the attributes by keyword, and the study's start in seconds after
+        midnight (the views' content times follow it).
+    """
+    from pydicom.uid import generate_uid
+
+    rng = np.random.default_rng([generator.seed, exam, 20])
+    study_day = _FIRST_STUDY_DAY + timedelta(days=int(rng.integers(0, 5 * 365)))
+    birthday = study_day - timedelta(days=int(rng.integers(40 * 365, 75 * 365)))  # the screening age range
+    age = study_day.year - birthday.year - ((study_day.month, study_day.day) < (birthday.month, birthday.day))
+    seconds = int(rng.integers(8 * 3600, 17 * 3600))  # during opening hours
+    attributes = {
+        "PatientName": f"SYNTHETIC^{exam:05d}",  # PN: family name ^ given name
+        "PatientBirthDate": birthday.strftime("%Y%m%d"),
+        "PatientSex": "F",
+        "PatientAge": f"{age:03d}Y",
+        "StudyInstanceUID": generate_uid(entropy_srcs=[_uid_root(generator), f"exam-{exam}", "study"]),
+        "StudyDate": study_day.strftime("%Y%m%d"),
+        "StudyTime": _clock(seconds),
+        "ReferringPhysicianName": "",  # Type 2: a synthetic study has no referring physician
+        "StudyID": str(exam + 1),  # SH (at most 16 characters), like the accession number
+        "AccessionNumber": f"SYN{exam:07d}",
+        "StudyDescription": "Synthetic screening mammography",
+    }
+    return attributes, seconds
+
+
+def synthetic_dicom_dataset(
+    sample: SyntheticMammogram,
+    generator: SyntheticMammogramGenerator,
+    patient_id: str | None = None,
+    photometric: str | None = None,
+) -> Any:
+    """A complete "Digital Mammography X-Ray Image - For Presentation" dataset of a generated image.
+
+    :func:`~monai_glam.data.dicom.build_mammogram_dataset` encodes the pixels, laterality, view and spacing; this
+    adds every other Type 1 and Type 2 attribute (and the applicable 1C/2C ones) of the IOD's modules, so
+    validators (``dciodvfy``) and DICOM toolkits (``highdicom``) accept the file. The four views of an exam
+    share the patient and the study (UID, date, time, ID, accession number); every image is its own series.
+
+    Args:
+        sample: a generated image (from ``generator``).
+        generator: the generator that drew it (its seed and settings make the UIDs).
+        patient_id: PatientID; default ``synthetic-<exam>`` as in the datalist.
+        photometric: ``"MONOCHROME2"`` or ``"MONOCHROME1"``; default MONOCHROME1 for odd image indices.
+
+    Returns:
+        A ``pydicom.dataset.FileDataset`` for :func:`~monai_glam.data.dicom.write_dicom_mammogram`.
+    """
+    from pydicom.sequence import Sequence as DicomSequence
+
+    if photometric is None:
+        photometric = "MONOCHROME1" if sample.index % 2 else "MONOCHROME2"
+    view_number = sample.index % len(EXAM_VIEWS)  # 0..3: the view's place in its exam
+    dataset = build_mammogram_dataset(
+        sample.image,
+        laterality=sample.laterality,
+        view=sample.view,
+        spacing=sample.spacing,
+        photometric=photometric,
+        bits_stored=generator.bits,
+        patient_id=patient_id if patient_id is not None else f"synthetic-{sample.exam:05d}",
+        uid_seed=f"{_uid_root(generator)}-{sample.index}",
+    )
+    inverse = dataset.PhotometricInterpretation == "MONOCHROME1"  # as build_mammogram_dataset normalised it
+    exam, study_seconds = _exam_attributes(generator, sample.exam)
+    for keyword, value in exam.items():  # Patient and General Study modules (C.7.1.1, C.7.2.1)
+        setattr(dataset, keyword, value)
+
+    # General Series and DX Series (Modality MG, PresentationIntentType are set already): one series per view.
+    dataset.SeriesNumber = view_number + 1
+    dataset.SeriesDescription = f"{sample.laterality} {sample.view}"
+    # General Equipment: Manufacturer is Type 2; the rest says where the file came from.
+    dataset.Manufacturer = "monai_glam"
+    dataset.ManufacturerModelName = "SyntheticMammogramGenerator"
+    dataset.SoftwareVersions = __version__
+    # General Image: the views are acquired a minute apart, after the study starts.
+    dataset.InstanceNumber = 1
+    dataset.ContentDate = dataset.StudyDate
+    dataset.ContentTime = _clock(study_seconds + 60 * (view_number + 1))
+    dataset.AcquisitionDate = dataset.ContentDate
+    dataset.AcquisitionTime = dataset.ContentTime
+
+    # DX Image (C.8.11.3), all Type 1. Image Type: the Mammography Image module (C.8.11.7.1.4) wants Value 3
+    # present and empty for an ordinary (not stereotactic, tomosynthesis or contrast-enhanced) mammogram.
+    dataset.ImageType = ["ORIGINAL", "PRIMARY", ""]
+    dataset.PixelIntensityRelationship = "LOG"  # the values follow attenuation, not detector dose
+    # The sign relates stored values to X-ray intensity: dense tissue (less intensity) is bright in MONOCHROME2
+    # (higher values: -1) and stored dark in MONOCHROME1 (lower values: +1).
+    dataset.PixelIntensityRelationshipSign = 1 if inverse else -1
+    # DX allows only the identity modality rescale (intercept 0, slope 1), so the stored values are the
+    # values the project's reader returns.
+    dataset.RescaleIntercept = "0"
+    dataset.RescaleSlope = "1"
+    dataset.RescaleType = "US"  # unspecified units
+    # The Presentation LUT Shape must match the photometric interpretation: IDENTITY for MONOCHROME2,
+    # INVERSE for MONOCHROME1 (dciodvfy reports IDENTITY on a MONOCHROME1 image as an error).
+    dataset.PresentationLUTShape = "INVERSE" if inverse else "IDENTITY"
+    dataset.LossyImageCompression = "00"
+    dataset.BurnedInAnnotation = "NO"
+    dataset.RecognizableVisualFeatures = "NO"
+    dataset.QualityControlImage = "NO"
+    # VOI LUT (required For Presentation): a linear window over the whole stored range.
+    top = 2**generator.bits
+    dataset.WindowCenter = str(top // 2)
+    dataset.WindowWidth = str(top)
+    dataset.VOILUTFunction = "LINEAR"
+    dataset.WindowCenterWidthExplanation = "FULL RANGE"
+
+    # DX Detector (C.8.11.4): ImagerPixelSpacing (Type 1) and PixelSpacing are the file's one pixel spacing,
+    # both written by build_mammogram_dataset; being equal, they need no Pixel Spacing Calibration Type.
+    dataset.DetectorType = "DIRECT"  # Type 2; a direct-conversion (a-Se) detector, as most mammography units
+    # DX Anatomy Imaged and Mammography Image (C.8.11.7): the breast, with Image Laterality set already.
+    dataset.AnatomicRegionSequence = DicomSequence([_code_item(*_BREAST_CODE)])
+    dataset.OrganExposed = "BREAST"
+    dataset.PartialView = "NO"
+    dataset.BreastImplantPresent = "NO"
+    # DX Positioning and Mammography Image: the positioner and the coded view (Type 1). ViewPosition, which
+    # the readers use, stays; PatientOrientation (A\R, P\L, A\FR, P\FL) came with the laterality and view.
+    dataset.PositionerType = "MAMMOGRAPHIC"
+    view_item = _code_item(*_VIEW_CODES[sample.view])
+    view_item.ViewModifierCodeSequence = DicomSequence([])  # Type 2: a plain view has no modifier
+    dataset.ViewCodeSequence = DicomSequence([view_item])
+    # Acquisition Context (Type 2 sequence): nothing to record.
+    dataset.AcquisitionContextSequence = DicomSequence([])
+    return dataset
+
+
 def write_synthetic_dataset(
     out_dir: str | os.PathLike[str],
     num: int,
@@ -446,8 +635,9 @@ def write_synthetic_dataset(
 
     Layout under ``out_dir``: ``images/<exam>_<L|R>-<CC|MLO>.png`` (16-bit, 12-bit values),
     ``masks/<name>_benign.png`` and ``masks/<name>_malignant.png`` (8-bit, 0/255, raw geometry),
-    ``dicom/<name>.dcm`` (Digital Mammography For Presentation; MONOCHROME2 for even image indices,
-    MONOCHROME1 for odd ones) and ``datalist.json`` (patient-level split). Every file is written atomically.
+    ``dicom/<name>.dcm`` (Digital Mammography X-Ray Image For Presentation with every Type 1 and 2 attribute,
+    see :func:`synthetic_dicom_dataset`; one study per exam; MONOCHROME2 for even image indices, MONOCHROME1
+    for odd ones) and ``datalist.json`` (patient-level split). Every file is written atomically.
 
     Args:
         out_dir: output folder (created).
@@ -486,17 +676,7 @@ def write_synthetic_dataset(
             item[f"mask_{kind}"] = str(mask_path)
         if write_dicom:
             dicom_path = root / "dicom" / f"{sample.name}.dcm"
-            dataset = build_mammogram_dataset(
-                sample.image,
-                laterality=sample.laterality,
-                view=sample.view,
-                spacing=sample.spacing,
-                photometric="MONOCHROME1" if sample.index % 2 else "MONOCHROME2",
-                bits_stored=maker.bits,
-                patient_id=item["patient_id"],
-                uid_seed=f"monai_glam-synthetic-{maker.seed}-{sample.index}",
-            )
-            write_dicom_mammogram(dicom_path, dataset)
+            write_dicom_mammogram(dicom_path, synthetic_dicom_dataset(sample, maker, patient_id=item["patient_id"]))
             item["image_dicom"] = str(dicom_path)
         items.append(item)
     return write_datalist(
