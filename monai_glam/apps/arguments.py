@@ -110,6 +110,7 @@ def inference_options(args: argparse.Namespace, network_frame: bool = False) -> 
         "overlays": not args.no_overlays,
         "overlay_size": args.overlay_size,
         "progress": not args.no_progress,
+        "dicom": bool(getattr(args, "dicom", False)),
     }
 
 
@@ -123,6 +124,11 @@ def report_summary(summary: InferenceSummary, command: str) -> int:
         raise CommandError(f"no image could be processed; {summary.failures.summary()}")
     print(f"{command}: {len(summary.predictions)} image(s) -> {summary.paths['images']}")
     print(f"  saliency maps, masks and overlays under {summary.output_dir}")
+    if summary.dicom_skipped:
+        print(
+            f"  no DICOM results for {len(summary.dicom_skipped)} image(s) that are not DICOM files (first: "
+            f"{summary.dicom_skipped[0]}); run.json lists them"
+        )
     if summary.failures:
         print(f"  {summary.failures.summary()}; see {summary.paths['failures']}")
         return 1

@@ -39,10 +39,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "Preprocess each mammogram as published (breast crop, right-facing orientation, best-center window, "
             "standardization), run GLAM and write under --output: predictions.csv (benign and malignant scores of "
             "the global and local modules per image), breasts.csv and exams.csv (means over views), "
-            "saliency/ and masks/ (per class, NIfTI and 16-bit PNG, in the original image geometry), overlays/, "
-            "failures.json (skipped items) and run.json. Exit status 1 when some items failed. An OUTPUT that already "
-            "holds files is refused unless --overwrite; Ctrl-C/SIGTERM stops after the current image with the "
-            "tables listing the images done (exit status 130/143)."
+            "saliency/ and masks/ (per class, NIfTI and 16-bit PNG, in the original image geometry), overlays/ (the "
+            "raw image in its own orientation and size with the heat maps, patch boxes and ground-truth contours "
+            "mapped back onto it), failures.json (skipped items) and run.json. Exit status 1 when some items "
+            "failed. An OUTPUT that already holds files is refused unless --overwrite; Ctrl-C/SIGTERM stops after "
+            "the current image with the tables listing the images done (exit status 130/143)."
         ),
     )
     source = parser.add_mutually_exclusive_group(required=True)
@@ -51,6 +52,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--split", default="test", help="datalist split (default: test)")
     parser.add_argument("--output", required=True, help="output folder (created)")
     add_inference_arguments(parser)
-    parser.add_argument("--network-frame", action="store_true", help="also write maps and masks in the network frame")
+    parser.add_argument(
+        "--dicom",
+        action="store_true",
+        help="for DICOM sources also write dicom/<id>_masks.seg.dcm, _saliency.seg.dcm (Segmentations) and "
+        "_overlay.sc.dcm (RGB Secondary Capture); needs the dicom extra (highdicom)",
+    )
+    parser.add_argument(
+        "--network-frame",
+        action="store_true",
+        help="also write maps, masks and overlays (network_overlays/) in the network frame",
+    )
     parser.set_defaults(func=_run)
     return parser

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from monai.transforms import Compose, DivisiblePadd, SpatialPadd
+from monai.transforms import Compose, CopyItemsd, DivisiblePadd, SpatialPadd
 
 from monai_glam.engines.evaluation import record_inference
 from monai_glam.inferers import GLAMInferer, GLAMSlidingWindowInferer
@@ -81,6 +81,7 @@ class InferenceSettings:
         overlays: write one overlay PNG per image.
         overlay_size: longest side of an overlay panel.
         progress: show a progress bar.
+        dicom: for DICOM sources, also write DICOM results (segmentations and a secondary-capture overlay).
     """
 
     window: tuple[int, int] = PAPER_WINDOW_SIZE
@@ -96,6 +97,7 @@ class InferenceSettings:
     overlays: bool = True
     overlay_size: int = 512
     progress: bool = True
+    dicom: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The settings as JSON values (for ``run.json``)."""
@@ -118,17 +120,19 @@ class InferenceSummary:
         failures: the items that were skipped.
         paths: the tables, ``failures.json`` and ``run.json``.
         output_dir: the run's folder.
+        dicom_skipped: with DICOM results asked for, the sources that got none because they are not DICOM.
     """
 
     predictions: list[ImagePrediction]
     failures: FailureLog
     paths: dict[str, Path]
     output_dir: Path
+    dicom_skipped: list[str] = field(default_factory=list)
 
     def moved_to(self, folder: Path, staging: Path) -> InferenceSummary:
         """The same summary after the outputs were moved from ``staging`` into ``folder``."""
         paths = {key: folder / path.relative_to(staging) for key, path in self.paths.items()}
-        return InferenceSummary(self.predictions, self.failures, paths, folder)
+        return InferenceSummary(self.predictions, self.failures, paths, folder, self.dicom_skipped)
 
 
 def aligned_overlap(roi_size: Sequence[int], overlap: float, stride: int = MAP_STRIDE) -> tuple[float, float]:
@@ -157,6 +161,7 @@ def build_inference_transforms(
     buffer: int,
     sliding_window: bool = False,
     mask_keys: Sequence[str] = DEFAULT_MASK_KEYS,
+    raw_image_key: str | None = BatchKeys.RAW_IMAGE,
 ) -> Compose:
     """The preprocessing chain for inference; its spatial steps are invertible.
 
@@ -164,14 +169,21 @@ def build_inference_transforms(
     ``window``). Sliding-window mode loads, crops to the breast and orients it like the published pipeline, then
     pads the cropped image at its end to a multiple of 16 and at least ``window`` instead of cutting a window.
     Masks that an item lacks become empty masks marked ``mask_missing``.
+
+    Right after loading, the image is copied under ``raw_image_key`` (MONAI's ``CopyItemsd``): the raw mammogram
+    in its own orientation and size, which :class:`~monai_glam.writers.PredictionWriter` draws the overlays on
+    (one raw image per item; hand it to the writer with ``data.pop(raw_image_key)`` so it is freed after writing).
+    The copy is not transformed further and is not part of what ``Invertd`` inverts (the ``image`` key).
+    ``raw_image_key=None`` makes no copy.
     """
     if not sliding_window:
-        return glam_transforms(
+        chain = glam_transforms(
             window, with_targets=False, mask_keys=mask_keys, erosion_iterations=erosion_iterations, buffer=buffer
         )
-    keys = (BatchKeys.IMAGE.value, *mask_keys)
-    return Compose(
-        [
+        transforms = list(chain.transforms)
+    else:
+        keys = (BatchKeys.IMAGE.value, *mask_keys)
+        transforms = [
             LoadMammogramd(keys, mask_keys=mask_keys, fill_missing_masks=True),
             BreastCropd(keys, erosion_iterations=erosion_iterations, buffer=buffer),
             OrientToRightd(keys),
@@ -179,7 +191,10 @@ def build_inference_transforms(
             SpatialPadd(keys, spatial_size=tuple(window), method="end"),
             StandardizeIntensityd(BatchKeys.IMAGE),
         ]
-    )
+    if raw_image_key is not None:
+        after_load = next(i for i, t in enumerate(transforms) if isinstance(t, LoadMammogramd)) + 1
+        transforms.insert(after_load, CopyItemsd(BatchKeys.IMAGE, names=str(raw_image_key)))
+    return Compose(transforms)
 
 
 def collect_images(paths: Sequence[str]) -> list[dict[str, str]]:
@@ -299,6 +314,7 @@ def _predict_items(
         network_frame=settings.network_frame,
         overlays=settings.overlays,
         overlay_size=settings.overlay_size,
+        dicom=settings.dicom,
     )
     failures = FailureLog("infer")
     for index, item in enumerate(tqdm(items, desc="infer", unit="image", disable=not settings.progress)):
@@ -317,7 +333,14 @@ def _predict_items(
             # The writer and an original-frame evaluation both need the map on the raw image: invert it once.
             needs_original = bool(settings.formats) or (collector is not None and collector.frame == "original")
             original = inverter(saliency, data[BatchKeys.IMAGE]) if needs_original else None
-            prediction = writer.write(writer.new_image_id(source), item, data, outputs, original_saliency=original)
+            prediction = writer.write(
+                writer.new_image_id(source),
+                item,
+                data,
+                outputs,
+                original_saliency=original,
+                raw_image=data.pop(BatchKeys.RAW_IMAGE, None),  # out of ``data``: freed once written
+            )
             if collector is not None:
                 stage = "evaluate"
                 record_inference(collector, prediction, item, data, saliency, original)
@@ -327,7 +350,7 @@ def _predict_items(
     if stop.signum is not None:
         info["interrupted"] = signal_name(stop.signum)
     paths = writer.finalize(failures, info)
-    return InferenceSummary(writer.predictions, failures, paths, Path(output_dir))
+    return InferenceSummary(writer.predictions, failures, paths, Path(output_dir), writer.dicom_skipped)
 
 
 def inference_settings(
@@ -346,6 +369,7 @@ def inference_settings(
     overlay_size: int = 512,
     progress: bool = True,
     num_classes: int = len(CLASS_NAMES),
+    dicom: bool = False,
 ) -> InferenceSettings:
     """Check the options and combine them with a model config's preprocessing and thresholds.
 
@@ -391,6 +415,7 @@ def inference_settings(
         overlays=bool(overlays),
         overlay_size=int(overlay_size),
         progress=bool(progress),
+        dicom=bool(dicom),
     )
 
 

@@ -51,7 +51,8 @@ class PredictionWriterHandler:
     (the writer of ``monai-glam infer``, so both write the same layout).
 
     Per image: ``saliency/<id>_<class>.nii.gz|.png`` and ``masks/<id>_<class>.nii.gz|.png`` in the original image
-    geometry (the preprocessing is inverted with MONAI's ``Invertd``), ``overlays/<id>.png``; at the end
+    geometry (the preprocessing is inverted with MONAI's ``Invertd``), ``overlays/<id>.png`` (in the original
+    geometry; without the raw image in the batch it shows the network window's region only); at the end
     ``predictions.csv``, ``breasts.csv``, ``exams.csv``, ``failures.json`` and ``run.json``. Only the main
     process writes.
 

@@ -75,6 +75,9 @@ class BatchKeys(StrEnum):
     MASK_AVAILABLE = "mask_available"
     #: the datalist's DICOM copy of the image (optional).
     IMAGE_DICOM = "image_dicom"
+    #: ``(1, H, W)`` copy of the loaded mammogram before any spatial step (inference chain only), for the
+    #: original-geometry overlays.
+    RAW_IMAGE = "raw_image"
     PATIENT_ID = "patient_id"
     EXAM_ID = "exam_id"
 

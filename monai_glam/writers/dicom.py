@@ -194,6 +194,10 @@ class DicomResultWriter:
         )
         if "FrameOfReferenceUID" not in source and "PatientOrientation" in source:
             segmentation.PatientOrientation = source.PatientOrientation  # Type 2C without a frame of reference
+        # highdicom reads a Segmentation back only when its pixel measures carry a SliceThickness (Type 1C), which
+        # a projection image does not have: use the compressed breast thickness when the source states it.
+        thickness = source.get("BodyPartThickness") or 1
+        segmentation.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].SliceThickness = thickness
         return segmentation
 
     def _secondary_capture(self, source: Any, rgb: np.ndarray) -> Any:

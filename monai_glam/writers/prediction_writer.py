@@ -5,8 +5,9 @@ Output layout under ``output_dir``::
     predictions.csv, breasts.csv, exams.csv      image scores and their breast/exam means (see tables.py)
     saliency/<id>_<class>.nii.gz | .png          fused saliency map in the original image geometry
     masks/<id>_<class>.nii.gz | .png             thresholded map in the original image geometry
-    overlays/<id>.png                            network input, patch boxes, heat maps, ground-truth contours
+    overlays/<id>.png                            raw image with heat maps, patch boxes, ground-truth contours
     network_frame/{saliency,masks,ground_truth}/ the same in the network frame (optional)
+    network_overlays/<id>.png                    the overlay on the network input (optional, with network_frame)
     failures.json                                items that were skipped, and why
     run.json                                     the settings of the run
 """
@@ -18,8 +19,9 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from monai.data import MetaTensor
 
@@ -31,8 +33,11 @@ from monai_glam.utils.enums import CLASS_NAMES, BatchKeys, GLAMKeys, mask_keys_f
 from monai_glam.writers.failures import FailureLog
 from monai_glam.writers.geometry import OriginalGeometryInverter
 from monai_glam.writers.maps import write_class_maps
-from monai_glam.writers.overlays import write_overlay
+from monai_glam.writers.overlays import OverlayInputs, box_outline_map, write_original_overlay, write_overlay
 from monai_glam.writers.tables import ImagePrediction, write_prediction_tables
+
+if TYPE_CHECKING:
+    from monai_glam.writers.dicom import DicomResultWriter
 
 __all__ = [
     "OUTPUT_FOLDERS",
@@ -51,6 +56,8 @@ OUTPUT_FOLDERS: dict[str, str] = {
     "network_saliency": "network_frame/saliency",
     "network_masks": "network_frame/masks",
     "network_ground_truth": "network_frame/ground_truth",
+    "network_overlays": "network_overlays",
+    "dicom": "dicom",
 }
 
 
@@ -95,6 +102,12 @@ def field_text(value: Any) -> str:
     return str(value)
 
 
+def _is_dicom(path: Any) -> bool:
+    from monai_glam.writers.dicom import is_dicom_file
+
+    return isinstance(path, (str, os.PathLike)) and bool(str(path)) and is_dicom_file(path)
+
+
 def _absolute(path: Any) -> str:
     """An absolute path, so the tables stay usable from another working folder."""
     return str(Path(path).absolute()) if isinstance(path, (str, os.PathLike)) and str(path) else ""
@@ -103,16 +116,35 @@ def _absolute(path: Any) -> str:
 class PredictionWriter:
     """Writes the outputs of each image as it is predicted and collects its :class:`ImagePrediction`.
 
+    Overlays (``overlays/<id>.png``) show the raw mammogram in its own orientation and size with the saliency
+    maps, the patch boxes and the ground-truth contours mapped back onto it (:func:`write_original_overlay`). The
+    raw image comes from ``raw_image`` / ``data[raw_image_key]`` (the copy that
+    :func:`~monai_glam.engines.build_inference_transforms` makes after loading); without it (e.g. the bundle's
+    handler) the preprocessed image is mapped back instead, which shows only the network window's region of the
+    raw image (the rest is black) with the window's intensities. With ``network_frame`` the overlay on the network
+    input is written too (``network_overlays/<id>.png``).
+
+    For other consumers (e.g. a DICOM Secondary Capture writer), ``keep_original=True`` keeps the last image's
+    original-geometry ingredients in :attr:`last_original` (an :class:`OverlayInputs`) after :meth:`write`, and
+    :meth:`render_original_overlay` renders them (by default one full-resolution ``(H, W, 3)`` uint8 image with
+    every class in its own colour), computing each rendering once per image.
+
     Args:
         output_dir: the run's folder (created).
         inverter: maps network-frame outputs back to the original geometry.
         thresholds: per-class thresholds of the fused map for the masks.
         class_names: class names in channel order; mask keys are ``mask_<class>``.
         formats: map formats (``"nifti"``, ``"png"``); empty writes no maps or masks.
-        network_frame: also write maps, masks and ground-truth masks in the network frame.
+        network_frame: also write maps, masks, ground-truth masks and the overlay in the network frame.
         overlays: write one overlay PNG per image.
         overlay_size: longest side of each overlay panel, in pixels.
         image_key: key of the preprocessed image.
+        raw_image_key: key of the raw image copy in ``data`` (used when :meth:`write` gets no ``raw_image``).
+        keep_original: keep :attr:`last_original` after each :meth:`write` (until the next one or
+            :meth:`release_original`) for :meth:`render_original_overlay`.
+        dicom: for DICOM sources, also write DICOM results under ``dicom/`` (a BINARY and a FRACTIONAL
+            Segmentation and an RGB Secondary Capture of the full-resolution overlay, see
+            :mod:`monai_glam.writers.dicom`; needs highdicom). Other sources are listed in :attr:`dicom_skipped`.
     """
 
     def __init__(
@@ -126,6 +158,9 @@ class PredictionWriter:
         overlays: bool = True,
         overlay_size: int = 512,
         image_key: str = BatchKeys.IMAGE,
+        raw_image_key: str = BatchKeys.RAW_IMAGE,
+        keep_original: bool = False,
+        dicom: bool = False,
     ) -> None:
         if len(thresholds) != len(class_names):
             raise ValueError(f"thresholds must have one value per class {list(class_names)}, got {list(thresholds)}")
@@ -140,8 +175,21 @@ class PredictionWriter:
         self.overlays = bool(overlays)
         self.overlay_size = int(overlay_size)
         self.image_key = image_key
+        self.raw_image_key = raw_image_key
+        self.keep_original = bool(keep_original)
+        #: the last written image's overlay ingredients in the original geometry (only with ``keep_original``).
+        self.last_original: OverlayInputs | None = None
+        self._renders: dict[tuple[str, int | None, float], np.ndarray] = {}
         self.predictions: list[ImagePrediction] = []
         self._ids = UniqueImageIds()
+        self.dicom = bool(dicom)
+        #: sources that got no DICOM results because they are not DICOM files (with ``dicom``).
+        self.dicom_skipped: list[str] = []
+        self._dicom_writer: DicomResultWriter | None = None
+        if self.dicom:
+            from monai_glam.writers.dicom import DicomResultWriter
+
+            self._dicom_writer = DicomResultWriter(self.folder("dicom"), self.class_names)
 
     @property
     def mask_keys(self) -> tuple[str, ...]:
@@ -170,44 +218,84 @@ class PredictionWriter:
         data: Mapping[str, Any],
         outputs: Mapping[str, torch.Tensor],
         original_saliency: torch.Tensor | None = None,
+        raw_image: torch.Tensor | None = None,
     ) -> ImagePrediction:
-        """Write the maps, masks and overlay of one image and record its scores.
+        """Write the maps, masks and overlays of one image and record its scores.
+
+        Every network-frame map is mapped back at most once: the fused map (unless ``original_saliency`` is
+        given), its thresholded masks (for the mask files) and, in one nearest-neighbour pass, the ground truth
+        and the patch-box outlines (for the overlays).
 
         Args:
             image_id: from :meth:`new_image_id`.
             item: the datalist item (``image``, optional ``label``, ``patient_id``, ``exam_id``, masks).
             data: the preprocessed item: the ``(1, h, w)`` image MetaTensor with its applied operations and,
-                when available, the network-frame masks.
+                when available, the network-frame masks and the ``(1, H, W)`` raw image under ``raw_image_key``.
             outputs: this image's outputs: ``prob_global``/``prob_local`` ``(C,)``, ``saliency`` ``(C, h, w)``,
                 optionally ``patch_boxes`` ``(K, 4)``.
             original_saliency: the fused map already mapped back onto the original image (``(C, H, W)``), when
                 the caller needs it too; computed here otherwise.
+            raw_image: the ``(1, H, W)`` or ``(H, W)`` raw image for the overlays; default
+                ``data[raw_image_key]``, else the preprocessed image mapped back (window region only).
 
         Returns:
             The image's :class:`ImagePrediction` (also appended to :attr:`predictions`).
         """
+        self.release_original()
         image = data[self.image_key]
         saliency = outputs[GLAMKeys.SALIENCY].detach().float().cpu()
         mask = threshold_saliency(saliency, self.thresholds, channel_dim=0)
         spacing = tuple(image.meta.get(SPACING) or (1.0, 1.0)) if isinstance(image, MetaTensor) else (1.0, 1.0)
-        if self.formats:
-            original = self.inverter(saliency, image) if original_saliency is None else original_saliency
-            original_mask = self.inverter(mask, image, nearest=True)
-            self._write_maps("saliency", "masks", image_id, original, original_mask, spacing)
         truth = self._ground_truth(data)
+        boxes = outputs.get(GLAMKeys.PATCH_BOXES)
+        boxes = None if boxes is None else boxes.detach().cpu()
+        source = item.get(self.image_key)
+        dicom_source = self._dicom_writer is not None and _is_dicom(source)
+        if self._dicom_writer is not None and not dicom_source:
+            self.dicom_skipped.append(str(source))
+        wants_original = self.overlays or self.keep_original or dicom_source
+        original = original_saliency
+        if original is None and (self.formats or wants_original):
+            original = self.inverter(saliency, image)
+        original_mask = self.inverter(mask, image, nearest=True) if self.formats or dicom_source else None
+        if self.formats:
+            self._write_maps("saliency", "masks", image_id, original, original_mask, spacing)
         if self.network_frame and self.formats:
             self._write_maps("network_saliency", "network_masks", image_id, saliency, mask, spacing)
             if truth is not None:
                 write_class_maps(
                     self.folder("network_ground_truth"), image_id, truth, self.class_names, ("png",), "mask"
                 )
-        if self.overlays:
-            boxes = outputs.get(GLAMKeys.PATCH_BOXES)
+        if wants_original:
+            raw = raw_image if raw_image is not None else data.get(self.raw_image_key)
+            inputs = self._overlay_inputs(image_id, image, original, raw, truth, boxes)
+            if self.overlays:
+                write_original_overlay(
+                    self.folder("overlays") / f"{image_id}.png",
+                    inputs.image,
+                    inputs.saliency,
+                    box_map=inputs.box_map,
+                    masks=inputs.masks,
+                    max_size=self.overlay_size,
+                    layout="panels",
+                )
+            if self.keep_original:
+                self.last_original = inputs
+            if dicom_source:
+                self._dicom_writer.write(
+                    str(source),
+                    image_id,
+                    masks=original_mask.numpy(),
+                    saliency=original.numpy(),
+                    overlay=inputs.render(layout="combined", max_size=None),
+                )
+        del original_mask
+        if self.overlays and self.network_frame:
             write_overlay(
-                self.folder("overlays") / f"{image_id}.png",
+                self.folder("network_overlays") / f"{image_id}.png",
                 image,
                 saliency,
-                boxes=None if boxes is None else boxes.detach().cpu(),
+                boxes=boxes,
                 masks=truth,
                 max_size=self.overlay_size,
             )
@@ -227,6 +315,77 @@ class PredictionWriter:
         )
         self.predictions.append(prediction)
         return prediction
+
+    def _overlay_inputs(
+        self,
+        image_id: str,
+        image: torch.Tensor,
+        original: torch.Tensor,
+        raw: torch.Tensor | None,
+        truth: torch.Tensor | None,
+        boxes: torch.Tensor | None,
+    ) -> OverlayInputs:
+        """The raw image and the ground truth and patch boxes mapped back (one nearest-neighbour inversion)."""
+        shape = tuple(original.shape[1:])
+        window_only = raw is None
+        if raw is None:
+            raw = self._window_image(image)
+        else:
+            raw = torch.as_tensor(raw.as_tensor() if isinstance(raw, MetaTensor) else raw).detach().cpu()
+            raw = raw.reshape(raw.shape[-2:]) if raw.dim() == 3 and raw.shape[0] == 1 else raw
+        if tuple(raw.shape) != shape:
+            raise ValueError(
+                f"the raw image {tuple(raw.shape)} and the saliency mapped back onto it {shape} differ in size"
+            )
+        network_maps = [] if truth is None else [truth]
+        if boxes is not None:
+            network_maps.append(box_outline_map(boxes, image.shape[-2:]).float()[None])
+        masks = box_map = None
+        if network_maps:
+            mapped = self.inverter(torch.cat(network_maps), image, nearest=True) > 0.5
+            masks = None if truth is None else mapped[: truth.shape[0]]
+            box_map = None if boxes is None else mapped[-1]
+        return OverlayInputs(raw, original, box_map, masks, image_id, window_only)
+
+    def _window_image(self, image: torch.Tensor) -> torch.Tensor:
+        """``(H, W)`` raw-frame picture rebuilt from the preprocessed image: the window region, the rest at its
+        minimum (black once displayed)."""
+        plain = torch.as_tensor(image.as_tensor() if isinstance(image, MetaTensor) else image).detach().float().cpu()
+        mapped = self.inverter(torch.cat([plain, torch.ones_like(plain)]), image)
+        picture, inside = mapped[0], mapped[1] > 0.5
+        if inside.any():
+            picture[~inside] = picture[inside].min()
+        return picture
+
+    def release_original(self) -> None:
+        """Drop :attr:`last_original` and its renderings (:meth:`write` does it before each image)."""
+        self.last_original = None
+        self._renders.clear()
+
+    def render_original_overlay(
+        self, layout: str = "combined", max_size: int | None = None, alpha: float = 0.6
+    ) -> np.ndarray:
+        """The last written image's overlay in the original geometry, rendered once per image and arguments.
+
+        Needs ``keep_original=True``. With the defaults: one ``(H, W, 3)`` uint8 RGB image at the raw image's full
+        resolution, every class blended in its own colour (benign green, malignant red), patch boxes yellow and
+        ground-truth contours on top (:func:`~monai_glam.writers.overlays.render_overlay`,
+        ``layout="combined"``). The array is shared between calls: copy it before changing it.
+
+        Args:
+            layout: ``"combined"`` or ``"panels"``.
+            max_size: longest side of the image (of each panel); ``None`` for full resolution.
+            alpha: heat-map opacity.
+
+        Raises:
+            RuntimeError: no image is kept (``keep_original`` is false, or nothing was written yet).
+        """
+        if self.last_original is None:
+            raise RuntimeError("no original-geometry overlay is kept: build the writer with keep_original=True")
+        key = (layout, None if max_size is None else int(max_size), float(alpha))
+        if key not in self._renders:
+            self._renders[key] = self.last_original.render(layout=layout, max_size=max_size, alpha=alpha)
+        return self._renders[key]
 
     def _write_maps(
         self,
@@ -255,6 +414,8 @@ class PredictionWriter:
             "thresholds": list(self.thresholds),
             "formats": list(self.formats),
             "network_frame": self.network_frame,
+            "dicom": self.dicom,
+            "dicom_skipped": list(self.dicom_skipped),
             "num_images": len(self.predictions),
             "num_failed": len(failures),
         }

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from monai_glam.apps import infer
 from monai_glam.data import load_mammogram, read_datalist, write_datalist, write_png
@@ -68,7 +69,12 @@ def test_infer_writes_scores_maps_masks_and_overlays(dataset: Path, checkpoint: 
             assert float(original.max()) <= float(network.max()) + 1e-6  # the window may reach past the image
             assert torch.equal(mask[0] > 0, original[0] >= 0.3)  # masks threshold the map at 0.3
             assert (out / "network_frame" / "ground_truth" / f"{prediction.image_id}_{name}.png").is_file()
-        assert (out / "overlays" / f"{prediction.image_id}.png").is_file()
+        # Overlays on the raw image (its size: the raw image, then one panel per class); --network-frame adds
+        # the overlay on the 128x96 network input.
+        overlay = np.asarray(Image.open(out / "overlays" / f"{prediction.image_id}.png"))
+        assert overlay.shape == (raw_shape[0], 3 * raw_shape[1], 3)
+        network_overlay = np.asarray(Image.open(out / "network_overlays" / f"{prediction.image_id}.png"))
+        assert network_overlay.shape == (128, 3 * 96, 3)
     breasts = _rows(out / "breasts.csv")
     assert [b["breast_id"] for b in breasts] == list(dict.fromkeys(p.breast_id for p in predictions))
     assert all(b["num_views"] == "2" for b in breasts) and len(_rows(out / "exams.csv")) == 1

@@ -98,3 +98,45 @@ def test_a_png_source_is_refused_with_its_name(tmp_path: Path) -> None:
     assert not is_dicom_file(png) and not is_dicom_file(tmp_path / "missing.dcm")
     with pytest.raises(ValueError, match=f"{png}: not a DICOM file"):
         DicomResultWriter(tmp_path / "out").write(png, "a", masks=np.zeros((2, 4, 4), np.uint8))
+
+
+def test_infer_dicom_writes_results_that_highdicom_reads_back(sources: list[Path], tmp_path: Path, capsys) -> None:
+    """``monai-glam infer --dicom`` on DICOM and PNG inputs: results for the DICOM files, the PNG listed as skipped."""
+    import highdicom as hd
+
+    from monai_glam.apps.cli import main
+    from tests.writers.synthetic_run import make_checkpoint
+
+    checkpoint = make_checkpoint(tmp_path / "model")
+    png = sorted((sources[0].parent.parent / "images").glob("*.png"))[0]
+    out = tmp_path / "out"
+    argv = ["infer", "--images", str(sources[0]), str(sources[3]), str(png), "--checkpoint", str(checkpoint)]
+    assert main([*argv, "--output", str(out), "--dicom", "--no-progress"]) == 0
+    assert "no DICOM results for 1 image(s) that are not DICOM files" in capsys.readouterr().out
+    run = __import__("json").loads((out / "run.json").read_text())
+    assert run["dicom"] is True and run["dicom_skipped"] == [str(png)]
+    for source in (sources[0], sources[3]):
+        original = pydicom.dcmread(source)
+        stem = source.stem
+        masks = hd.seg.segread(out / "dicom" / f"{stem}_masks.seg.dcm")
+        pixels = masks.get_pixels_by_source_instance([original.SOPInstanceUID], combine_segments=False)
+        assert pixels.shape == (1, original.Rows, original.Columns, 2)
+        # The masks are the thresholded maps that infer also writes as PNG, in the same (original) geometry.
+        from PIL import Image
+
+        for c, name in enumerate(("benign", "malignant")):
+            written = np.asarray(Image.open(out / "masks" / f"{stem}_{name}.png")) > 0
+            np.testing.assert_array_equal(pixels[0, :, :, c] > 0, written)
+        saliency, _, _ = read_segmentation(out / "dicom" / f"{stem}_saliency.seg.dcm")
+        expected = np.stack(
+            [np.asarray(Image.open(out / "saliency" / f"{stem}_{n}.png")) / 65535.0 for n in ("benign", "malignant")]
+        )
+        assert np.abs(saliency - expected).max() <= 1 / 255 + 1e-4
+        capture = hd.imread(out / "dicom" / f"{stem}_overlay.sc.dcm")
+        assert capture.pixel_array.shape == (original.Rows, original.Columns, 3)
+        assert capture.SourceImageSequence[0].ReferencedSOPInstanceUID == original.SOPInstanceUID
+        if shutil.which("dciodvfy"):
+            for kind in ("masks.seg", "saliency.seg", "overlay.sc"):
+                path = out / "dicom" / f"{stem}_{kind}.dcm"
+                report = subprocess.run(["dciodvfy", "-new", str(path)], capture_output=True, text=True, timeout=60)
+                assert not [line for line in (report.stdout + report.stderr).splitlines() if line.startswith("Error")]
