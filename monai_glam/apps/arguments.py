@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 
 from monai_glam.apps.errors import CommandError
 from monai_glam.engines import InferenceSummary
+from monai_glam.utils.precision import PRECISIONS
 from monai_glam.writers import MAP_FORMATS
 
 __all__ = [
@@ -86,6 +87,12 @@ def add_inference_arguments(parser: argparse.ArgumentParser, checkpoint_required
     parser.add_argument(
         "--overlay-size", type=POSITIVE_INT, default=512, help="longest side of an overlay panel (default: 512)"
     )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="fp32, bf16 (bfloat16 autocast) or auto (bf16 where the device runs it natively) (default: fp32)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument(
         "--overwrite",
@@ -111,6 +118,7 @@ def inference_options(args: argparse.Namespace, network_frame: bool = False) -> 
         "overlay_size": args.overlay_size,
         "progress": not args.no_progress,
         "dicom": bool(getattr(args, "dicom", False)),
+        "precision": args.precision,
     }
 
 

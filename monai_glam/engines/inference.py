@@ -29,6 +29,7 @@ from monai_glam.transforms.dictionary import BreastCropd, LoadMammogramd, Orient
 from monai_glam.utils.device import resolve_device
 from monai_glam.utils.enums import CLASS_NAMES, DEFAULT_MASK_KEYS, BatchKeys, GLAMKeys, mask_keys_for
 from monai_glam.utils.output_folder import staged_output_folder
+from monai_glam.utils.precision import PRECISIONS, resolve_precision
 from monai_glam.utils.signals import RunInterruptedError, StopRequest, signal_name
 from monai_glam.writers import (
     ITEM_ERRORS,
@@ -82,6 +83,8 @@ class InferenceSettings:
         overlay_size: longest side of an overlay panel.
         progress: show a progress bar.
         dicom: for DICOM sources, also write DICOM results (segmentations and a secondary-capture overlay).
+        precision: ``fp32`` or ``bf16`` (``auto`` already resolved for ``device``), see
+            :mod:`monai_glam.utils.precision`.
     """
 
     window: tuple[int, int] = PAPER_WINDOW_SIZE
@@ -98,6 +101,7 @@ class InferenceSettings:
     overlay_size: int = 512
     progress: bool = True
     dicom: bool = False
+    precision: str = "fp32"
 
     def to_json(self) -> dict[str, Any]:
         """The settings as JSON values (for ``run.json``)."""
@@ -108,6 +112,7 @@ class InferenceSettings:
             "sliding_window": self.sliding_window,
             "overlap": self.overlap,
             "device": self.device,
+            "precision": self.precision,
         }
 
 
@@ -301,9 +306,10 @@ def _predict_items(
             roi_size=settings.window,
             sw_batch_size=settings.sw_batch_size,
             overlap=aligned_overlap(settings.window, settings.overlap),
+            precision=settings.precision,
         )
     else:
-        inferer = GLAMInferer()
+        inferer = GLAMInferer(precision=settings.precision)
     inverter = OriginalGeometryInverter(chain)
     writer = PredictionWriter(
         output_dir,
@@ -370,6 +376,7 @@ def inference_settings(
     progress: bool = True,
     num_classes: int = len(CLASS_NAMES),
     dicom: bool = False,
+    precision: str = "fp32",
 ) -> InferenceSettings:
     """Check the options and combine them with a model config's preprocessing and thresholds.
 
@@ -378,8 +385,8 @@ def inference_settings(
     0.5 per class).
 
     Raises:
-        ValueError: a bad window, crop parameter, threshold, overlap, batch size, overlay size or device (the
-            message names the option).
+        ValueError: a bad window, crop parameter, threshold, overlap, batch size, overlay size, device or precision
+            (the message names the option).
     """
     config = config or ModelConfig()
     preprocessing = config.preprocessing
@@ -398,6 +405,9 @@ def inference_settings(
         raise ValueError(f"{origin} must be {count} in [0, 1], got {list(chosen)}")
     if sliding_window:
         aligned_overlap(size, overlap)  # checks the window and the overlap before any work
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    resolved_device = resolve_device(device)
     for name, value in (("--sw-batch-size", sw_batch_size), ("--overlay-size", overlay_size)):
         if int(value) < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
@@ -409,13 +419,14 @@ def inference_settings(
         sliding_window=bool(sliding_window),
         overlap=float(overlap),
         sw_batch_size=int(sw_batch_size),
-        device=str(resolve_device(device)),
+        device=str(resolved_device),
         formats=tuple(formats),
         network_frame=bool(network_frame),
         overlays=bool(overlays),
         overlay_size=int(overlay_size),
         progress=bool(progress),
         dicom=bool(dicom),
+        precision=resolve_precision(precision, resolved_device),
     )
 
 

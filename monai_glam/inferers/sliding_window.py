@@ -14,6 +14,7 @@ from monai_glam.inferers.spatial_outputs import SPATIAL_OUTPUT_KEYS, GLAMSpatial
 from monai_glam.networks.blocks.pooling import TopTPooling, top_t_count
 from monai_glam.networks.nets.glam import GLAM
 from monai_glam.utils.enums import GLAMKeys
+from monai_glam.utils.precision import autocast, check_precision, to_float32
 
 __all__ = ["GLAMSlidingWindowInferer", "masked_top_t_pooling", "window_starts"]
 
@@ -98,6 +99,8 @@ class GLAMSlidingWindowInferer(Inferer):
         map_stride: input pixels per global-map pixel (16 for GLAM's backbone).
         global_top_t: top-t fraction for ``prob_global``; ``None`` uses the network's.
         local_top_k: top-k fraction for ``prob_local``; ``None`` uses the network's.
+        precision: ``fp32`` (default), ``bf16`` or ``auto``: each window's forward pass runs under bfloat16
+            autocast for ``bf16`` (see :mod:`monai_glam.utils.precision`); the stitching and pooling stay float32.
 
     Raises:
         ValueError: for invalid arguments, and from ``__call__`` when the image is smaller than the window or
@@ -126,8 +129,10 @@ class GLAMSlidingWindowInferer(Inferer):
         map_stride: int = 16,
         global_top_t: float | None = None,
         local_top_k: float | None = None,
+        precision: str = "fp32",
     ) -> None:
         super().__init__()
+        self.precision = check_precision(precision)
         self.roi_size = ensure_tuple_rep(roi_size, 2)
         if int(sw_batch_size) < 1:
             raise ValueError(f"sw_batch_size must be positive, got {sw_batch_size!r}.")
@@ -204,11 +209,17 @@ class GLAMSlidingWindowInferer(Inferer):
         if spatial.map_stride != self.map_stride:
             raise ValueError(f"the wrapper's map_stride={spatial.map_stride} differs from {self.map_stride}.")
         roi = self.check_windows(inputs.shape[2:])
+
+        def predictor(window: torch.Tensor) -> Any:
+            # Autocast around each window's forward only: the stitched sums keep float32 accumulation.
+            with autocast(self.precision, window.device):
+                return to_float32(spatial(window))
+
         stitched = sliding_window_inference(
             inputs,
             roi,
             self.sw_batch_size,
-            spatial,
+            predictor,
             overlap=self.overlap,
             mode=self.mode,
             sigma_scale=self.sigma_scale,

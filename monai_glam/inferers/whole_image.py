@@ -9,6 +9,7 @@ import torch
 from monai.inferers import Inferer
 
 from monai_glam.utils.enums import GLAMKeys
+from monai_glam.utils.precision import autocast, check_precision, to_float32
 
 __all__ = ["GLAMInferer"]
 
@@ -24,9 +25,12 @@ class GLAMInferer(Inferer):
         output_keys: keep only these keys of the network's dictionary (for example ``("prob_global",
             "saliency")`` to drop the per-scale maps early and save memory); ``None`` keeps all of them.
             Every name must be a :class:`GLAMKeys` value.
+        precision: ``fp32`` (default), ``bf16`` (bfloat16 autocast on the input's device, outputs returned as
+            float32) or ``auto`` (``bf16`` where the device supports it natively), see
+            :mod:`monai_glam.utils.precision`.
 
     Raises:
-        ValueError: when ``output_keys`` is empty or names an unknown key.
+        ValueError: when ``output_keys`` is empty or names an unknown key, or ``precision`` is unknown.
 
     Example::
 
@@ -37,9 +41,10 @@ class GLAMInferer(Inferer):
         torch.Size([1, 2, 256, 160])
     """
 
-    def __init__(self, output_keys: Sequence[str] | None = None) -> None:
+    def __init__(self, output_keys: Sequence[str] | None = None, precision: str = "fp32") -> None:
         super().__init__()
         self.output_keys = _check_output_keys(output_keys)
+        self.precision = check_precision(precision)
 
     def __call__(
         self, inputs: torch.Tensor, network: Callable[..., Mapping[str, torch.Tensor]], *args: Any, **kwargs: Any
@@ -61,15 +66,16 @@ class GLAMInferer(Inferer):
         """
         if inputs.dim() != 4:
             raise ValueError(f"expected inputs of shape (N, C, H, W), got {list(inputs.shape)}.")
-        outputs = network(inputs, *args, **kwargs)
+        with autocast(self.precision, inputs.device):
+            outputs = network(inputs, *args, **kwargs)
         if not isinstance(outputs, Mapping):
             raise ValueError(f"GLAMInferer needs a network that returns a dict, got {type(outputs).__name__}.")
         if self.output_keys is None:
-            return dict(outputs)
+            return to_float32(dict(outputs))
         missing = [key for key in self.output_keys if key not in outputs]
         if missing:
             raise ValueError(f"the network's output has no {missing}; it has {sorted(outputs)}.")
-        return {key: outputs[key] for key in self.output_keys}
+        return to_float32({key: outputs[key] for key in self.output_keys})
 
 
 def _check_output_keys(output_keys: Sequence[str] | None) -> tuple[str, ...] | None:

@@ -27,11 +27,13 @@ from monai_glam.utils.output_folder import (
     check_training_folder,
     staged_output_folder,
 )
+from monai_glam.utils.precision import PRECISIONS, resolve_precision
 from monai_glam.utils.signals import RunInterruptedError, StopRequest, signal_name
 
 __all__ = [
     "CLASS_NAMES",
     "DEFAULT_MASK_KEYS",
+    "PRECISIONS",
     "BatchKeys",
     "GLAMKeys",
     "LossTermKeys",
@@ -50,6 +52,7 @@ __all__ = [
     "rank_and_world_size",
     "read_json",
     "resolve_device",
+    "resolve_precision",
     "resolve_process_device",
     "signal_name",
     "staged_output_folder",
