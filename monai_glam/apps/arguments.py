@@ -128,8 +128,12 @@ def report_summary(summary: InferenceSummary, command: str) -> int:
     Raises:
         CommandError: every item failed.
     """
+    from monai_glam.utils.distributed import is_main_process
+
     if not summary.predictions:
         raise CommandError(f"no image could be processed; {summary.failures.summary()}")
+    if not is_main_process():  # under torchrun rank 0 reports the merged run
+        return 1 if summary.failures else 0
     print(f"{command}: {len(summary.predictions)} image(s) -> {summary.paths['images']}")
     print(f"  saliency maps, masks and overlays under {summary.output_dir}")
     if summary.dicom_skipped:

@@ -27,6 +27,7 @@ from monai_glam.transforms import glam_transforms, scaled_crop_parameters
 from monai_glam.transforms.array import PAPER_WINDOW_SIZE
 from monai_glam.transforms.dictionary import BreastCropd, LoadMammogramd, OrientToRightd, StandardizeIntensityd
 from monai_glam.utils.device import resolve_device
+from monai_glam.utils.distributed import destroy_distributed, init_distributed_from_env, rank_and_world_size
 from monai_glam.utils.enums import CLASS_NAMES, DEFAULT_MASK_KEYS, BatchKeys, GLAMKeys, mask_keys_for
 from monai_glam.utils.output_folder import staged_output_folder
 from monai_glam.utils.precision import PRECISIONS, resolve_precision
@@ -269,9 +270,14 @@ def run_inference(
     """
     settings = settings or InferenceSettings()
     target = Path(output_dir)
-    with StopRequest(what="the current image") as stop, staged_output_folder(target, overwrite) as folder:
-        summary = _predict_items(items, model, folder.path, settings, class_names, run_info, collector, stop)
-        folder.keep = bool(summary.predictions) and not stop.requested
+    started_group = init_distributed_from_env(torch.device(settings.device))
+    try:
+        summary, stop, folder = _run_in_folder(
+            items, model, target, settings, class_names, run_info, collector, overwrite
+        )
+    finally:
+        if started_group:
+            destroy_distributed()
     if stop.signum is not None:
         done = f"{len(summary.predictions)} of {len(items)} images"
         if folder.staged:
@@ -282,6 +288,50 @@ def run_inference(
     if folder.staged and folder.keep:
         summary = summary.moved_to(target, folder.path)
     return summary
+
+
+def _run_in_folder(
+    items: Sequence[Mapping[str, Any]],
+    model: GLAM,
+    target: Path,
+    settings: InferenceSettings,
+    class_names: Sequence[str],
+    run_info: Mapping[str, Any] | None,
+    collector: EvaluationCollector | None,
+    overwrite: bool,
+) -> tuple[InferenceSummary, StopRequest, Any]:
+    """:func:`_predict_items` in ``target`` (staged with ``overwrite``), under a :class:`StopRequest`."""
+    _, world = rank_and_world_size()
+    if world > 1 and overwrite:
+        raise ValueError("--overwrite is not supported under torchrun: give the sharded run a new --output folder")
+    if world > 1 and collector is not None:
+        raise ValueError(
+            "evaluate does not run under torchrun: run 'monai-glam infer' sharded, then 'monai-glam evaluate "
+            "--predictions' on its folder"
+        )
+    with StopRequest(what="the current image") as stop, staged_output_folder(target, overwrite) as folder:
+        if world > 1:
+            torch.distributed.barrier()  # every rank has checked the folder before any rank writes into it
+        summary = _predict_items(items, model, folder.path, settings, class_names, run_info, collector, stop)
+        folder.keep = bool(summary.predictions) and not stop.requested
+    return summary, stop, folder
+
+
+def _gather_shards(
+    writer: PredictionWriter, failures: FailureLog, done: list[int]
+) -> tuple[list[ImagePrediction], list[Any], list[str]]:
+    """Every rank's predictions, failures and skipped DICOM sources, in datalist order (rank 0's result)."""
+    local = (list(zip(done, writer.predictions, strict=True)), list(failures), list(writer.dicom_skipped))
+    shards: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(shards, local)
+    predictions = [prediction for _, prediction in sorted((p for shard in shards for p in shard[0]), key=_first)]
+    merged_failures = sorted((f for shard in shards for f in shard[1]), key=lambda failure: failure.index)
+    skipped = [source for shard in shards for source in shard[2]]
+    return predictions, merged_failures, skipped
+
+
+def _first(pair: tuple[int, Any]) -> int:
+    return pair[0]
 
 
 def _predict_items(
@@ -323,9 +373,16 @@ def _predict_items(
         dicom=settings.dicom,
     )
     failures = FailureLog("infer")
-    for index, item in enumerate(tqdm(items, desc="infer", unit="image", disable=not settings.progress)):
+    # Image ids from the whole list, identical on every rank, so a sharded run names its files as one run would.
+    image_ids = [writer.new_image_id(item.get(BatchKeys.IMAGE, "?")) for item in items]
+    rank, world = rank_and_world_size()
+    shard = range(rank, len(items), world)  # every item on exactly one rank
+    done: list[int] = []
+    progress = settings.progress and rank == 0
+    for index in tqdm(shard, desc="infer", unit="image", disable=not progress):
         if stop.requested:
             break
+        item = items[index]
         source = item.get(BatchKeys.IMAGE, "?")
         stage = "preprocess"
         try:
@@ -340,13 +397,14 @@ def _predict_items(
             needs_original = bool(settings.formats) or (collector is not None and collector.frame == "original")
             original = inverter(saliency, data[BatchKeys.IMAGE]) if needs_original else None
             prediction = writer.write(
-                writer.new_image_id(source),
+                image_ids[index],
                 item,
                 data,
                 outputs,
                 original_saliency=original,
                 raw_image=data.pop(BatchKeys.RAW_IMAGE, None),  # out of ``data``: freed once written
             )
+            done.append(index)
             if collector is not None:
                 stage = "evaluate"
                 record_inference(collector, prediction, item, data, saliency, original)
@@ -355,7 +413,14 @@ def _predict_items(
     info = {**dict(run_info or {}), **settings.to_json(), "num_items": len(items)}
     if stop.signum is not None:
         info["interrupted"] = signal_name(stop.signum)
-    paths = writer.finalize(failures, info)
+    if world > 1:
+        # Rank 0 writes the tables of the whole run once every rank is done; the maps are already written.
+        writer.predictions, failures.failures, writer.dicom_skipped = _gather_shards(writer, failures, done)
+        info["num_processes"] = world
+        paths = writer.finalize(failures, info) if rank == 0 else writer.table_paths()
+        torch.distributed.barrier()  # no rank reports (or leaves) before the tables exist
+    else:
+        paths = writer.finalize(failures, info)
     return InferenceSummary(writer.predictions, failures, paths, Path(output_dir), writer.dicom_skipped)
 
 

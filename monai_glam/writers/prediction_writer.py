@@ -400,6 +400,12 @@ class PredictionWriter:
         write_class_maps(self.folder(saliency_folder), image_id, saliency, names, formats, "saliency", spacing)
         write_class_maps(self.folder(mask_folder), image_id, mask, names, formats, "mask", spacing)
 
+    def table_paths(self) -> dict[str, Path]:
+        """Where :meth:`finalize` writes the tables, ``failures.json`` and ``run.json`` (without writing)."""
+        names = {"images": "predictions.csv", "breasts": "breasts.csv", "exams": "exams.csv"}
+        names.update({"failures": "failures.json", "run": "run.json"})
+        return {key: self.output_dir / name for key, name in names.items()}
+
     def finalize(self, failures: FailureLog, settings: Mapping[str, Any] | None = None) -> dict[str, Path]:
         """Write the prediction tables, ``failures.json`` and ``run.json`` (settings and counts).
 
