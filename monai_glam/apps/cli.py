@@ -31,6 +31,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "monai_glam.apps.evaluate",
     "monai_glam.apps.convert_nyu",
     "monai_glam.apps.demo",
+    "monai_glam.apps.monailabel_cli",
 )
 
 

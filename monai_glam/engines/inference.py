@@ -51,6 +51,7 @@ __all__ = [
     "InferenceSummary",
     "aligned_overlap",
     "build_inference_transforms",
+    "build_inferer",
     "collect_images",
     "inference_settings",
     "load_inference_model",
@@ -203,6 +204,27 @@ def build_inference_transforms(
     return Compose(transforms)
 
 
+def build_inferer(
+    settings: InferenceSettings, output_keys: Sequence[str] | None = None
+) -> GLAMInferer | GLAMSlidingWindowInferer:
+    """The inferer of ``settings``: :class:`GLAMSlidingWindowInferer` over the cropped breast (windows of the model
+    size, the overlap aligned to the map stride) with ``sliding_window``, else :class:`GLAMInferer` on the
+    best-center window; both at ``settings.precision``.
+
+    Args:
+        settings: checked settings (:func:`inference_settings`).
+        output_keys: outputs to keep (whole-image inferer only; the sliding window returns its own set).
+    """
+    if settings.sliding_window:
+        return GLAMSlidingWindowInferer(
+            roi_size=settings.window,
+            sw_batch_size=settings.sw_batch_size,
+            overlap=aligned_overlap(settings.window, settings.overlap),
+            precision=settings.precision,
+        )
+    return GLAMInferer(output_keys=output_keys, precision=settings.precision)
+
+
 def collect_images(paths: Sequence[str]) -> list[dict[str, str]]:
     """Datalist-like items ``{"image": path}`` from files and folders (a folder gives its image files, sorted).
 
@@ -351,15 +373,7 @@ def _predict_items(
     chain = build_inference_transforms(
         settings.window, settings.erosion_iterations, settings.buffer, settings.sliding_window, mask_keys
     )
-    if settings.sliding_window:
-        inferer: Any = GLAMSlidingWindowInferer(
-            roi_size=settings.window,
-            sw_batch_size=settings.sw_batch_size,
-            overlap=aligned_overlap(settings.window, settings.overlap),
-            precision=settings.precision,
-        )
-    else:
-        inferer = GLAMInferer(precision=settings.precision)
+    inferer = build_inferer(settings)
     inverter = OriginalGeometryInverter(chain)
     writer = PredictionWriter(
         output_dir,

@@ -150,7 +150,8 @@ def nyu_preprocessing_transforms(
         augment: training augmentation: the published window position/size noise, a small random affine,
             Gaussian noise and intensity scale/shift.
         max_crop_noise: window position noise (rows, cols) in pixels (published: 100, 100).
-        max_crop_size_noise: window size noise in pixels (published: 100).
+        max_crop_size_noise: window size noise in pixels (published: 100); for a window whose smaller side is not
+            larger than it, half that side is used.
         affine_prob: probability of the random affine (rotation ±5°, scale ±5%) when ``augment``.
         intensity_prob: probability of each intensity augmentation when ``augment``.
 
@@ -171,13 +172,17 @@ def nyu_preprocessing_transforms(
     ]
     if augment:
         modes = ["bilinear"] + ["nearest"] * len(masks)
+        # The published 100-pixel size noise cannot apply to a window side of 100 pixels or less: halve that side
+        # there instead of refusing to train (larger windows, the presets' included, keep the published value).
+        smallest = min(int(v) for v in ensure_tuple(spatial_size))
+        size_noise = max_crop_size_noise if max_crop_size_noise < smallest else smallest // 2
         transforms += [
             RandBestCenterWindowd(
                 keys,
                 source_key=image_key,
                 spatial_size=spatial_size,
                 max_crop_noise=max_crop_noise,
-                max_crop_size_noise=max_crop_size_noise,
+                max_crop_size_noise=size_noise,
                 mode=modes,
             ),
             RandAffined(
