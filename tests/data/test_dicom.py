@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
 import warnings
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from monai_glam.data import (
     write_dicom_mammogram,
 )
 from monai_glam.data.dicom import decoder_status
+from tests.data.dicom_edit import set_decimal_string
 
 PIXELS = (np.arange(6 * 4).reshape(6, 4) * 170).astype(np.uint16)  # 12-bit values, 6 rows x 4 columns
 
@@ -69,16 +69,6 @@ def test_missing_tags_fall_back_to_the_file_name(tmp_path: Path) -> None:
     assert (meta["laterality"], meta["view"]) == ("R", "MLO")
 
 
-def _set_decimal_string(raw: bytes, group: int, element: int, value: str) -> bytes:
-    """Rewrite one DS element of an explicit-VR little-endian file (pydicom will not write a malformed DS)."""
-    head = struct.pack("<HH", group, element) + b"DS"
-    start = raw.index(head)
-    (length,) = struct.unpack("<H", raw[start + 6 : start + 8])
-    data = value.encode("ascii")
-    data += b" " * (len(data) % 2)
-    return raw[: start + 6] + struct.pack("<H", len(data)) + data + raw[start + 8 + length :]
-
-
 _IMAGER_PIXEL_SPACING = (0x0018, 0x1164)
 _PIXEL_SPACING = (0x0028, 0x0030)
 
@@ -99,14 +89,14 @@ _PIXEL_SPACING = (0x0028, 0x0030)
 def test_malformed_pixel_spacing_is_ignored_with_a_warning(tmp_path: Path, value: str, problem: str) -> None:
     path = tmp_path / "spacing.dcm"
     write_dicom_mammogram(path, build_mammogram_dataset(PIXELS, "L", "CC", spacing=(0.2, 0.3)))
-    path.write_bytes(_set_decimal_string(path.read_bytes(), *_IMAGER_PIXEL_SPACING, value))
+    path.write_bytes(set_decimal_string(path.read_bytes(), *_IMAGER_PIXEL_SPACING, value))
     with pytest.warns(UserWarning) as caught:
         image = load_mammogram(path)
     assert [str(w.message) for w in caught] == [f"{path}: tag ImagerPixelSpacing {problem}; it is ignored"]
     assert image.meta["spacing"] == pytest.approx((0.2, 0.3))  # PixelSpacing, the fallback
     np.testing.assert_array_equal(image[0].numpy(), PIXELS.astype(np.float32))
 
-    path.write_bytes(_set_decimal_string(path.read_bytes(), *_PIXEL_SPACING, value))
+    path.write_bytes(set_decimal_string(path.read_bytes(), *_PIXEL_SPACING, value))
     with pytest.warns(UserWarning) as caught:
         image = load_mammogram(path)
     assert [str(w.message) for w in caught] == [
@@ -120,8 +110,8 @@ def test_malformed_pixel_spacing_is_ignored_with_a_warning(tmp_path: Path, value
 def test_empty_pixel_spacing_is_no_spacing_without_a_warning(tmp_path: Path) -> None:
     path = tmp_path / "spacing.dcm"
     write_dicom_mammogram(path, build_mammogram_dataset(PIXELS, "L", "CC"))
-    raw = _set_decimal_string(path.read_bytes(), *_IMAGER_PIXEL_SPACING, "")
-    path.write_bytes(_set_decimal_string(raw, *_PIXEL_SPACING, ""))
+    raw = set_decimal_string(path.read_bytes(), *_IMAGER_PIXEL_SPACING, "")
+    path.write_bytes(set_decimal_string(raw, *_PIXEL_SPACING, ""))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert load_mammogram(path).meta["spacing"] == (1.0, 1.0)

@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import pickle
-import struct
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -41,6 +40,7 @@ from monai_glam.data import (
 )
 from monai_glam.networks import GLAM, glam_network
 from monai_glam.writers import read_predictions
+from tests.data.dicom_edit import set_decimal_string
 from tests.networks.nyu_layout import to_nyu_layout
 from tests.writers.synthetic_run import TINY_GLAM, make_checkpoint
 
@@ -960,16 +960,6 @@ def test_infer_lists_bad_images_and_processes_the_others(
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _set_decimal_string(raw: bytes, group: int, element: int, value: str) -> bytes:
-    """Replace the value of a DS element in an explicit-VR little-endian DICOM file (pydicom refuses bad DS)."""
-    head = struct.pack("<HH", group, element) + b"DS"
-    start = raw.index(head)
-    (length,) = struct.unpack("<H", raw[start + 6 : start + 8])
-    data = value.encode("ascii")
-    data += b" " * (len(data) % 2)
-    return raw[: start + 6] + struct.pack("<H", len(data)) + data + raw[start + 8 + length :]
-
-
 def _csv_datalist_with_bom(folder: Path, good: Inputs) -> list[str]:
     path = folder / "list.csv"
     rows = [f"{item['image']},test" for item in good.test[:2]] + [f"{good.training[0]['image']},training"]
@@ -987,8 +977,8 @@ def _dicom_with_malformed_spacing(folder: Path, good: Inputs) -> list[str]:
     pixels = load_mammogram(good.test[0]["image"])[0].numpy().astype(np.uint16)
     path = folder / "spacing.dcm"
     write_dicom_mammogram(path, build_mammogram_dataset(pixels, "L", "CC"))
-    raw = _set_decimal_string(path.read_bytes(), 0x0018, 0x1164, "a\\b")  # ImagerPixelSpacing
-    path.write_bytes(_set_decimal_string(raw, 0x0028, 0x0030, "0.1"))  # PixelSpacing: a single value
+    raw = set_decimal_string(path.read_bytes(), 0x0018, 0x1164, "a\\b")  # ImagerPixelSpacing
+    path.write_bytes(set_decimal_string(raw, 0x0028, 0x0030, "0.1"))  # PixelSpacing: a single value
     return ["--images", str(path)]
 
 
