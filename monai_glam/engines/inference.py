@@ -11,6 +11,7 @@ keeps what the evaluation needs in memory while the images stream past.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,8 @@ logger = logging.getLogger(__name__)
 
 #: Suffixes of the image files :func:`collect_images` picks up in a folder.
 IMAGE_SUFFIXES = (".png", ".dcm", ".dicom", ".nii", ".nii.gz")
+#: The stages :func:`run_inference` times per image (:attr:`InferenceSummary.timings`).
+STAGES = ("read", "preprocess", "forward", "write", "evaluate")
 #: The map stride of GLAM's coarse outputs: sliding windows must start on multiples of it.
 MAP_STRIDE = 16
 
@@ -128,6 +131,8 @@ class InferenceSummary:
         paths: the tables, ``failures.json`` and ``run.json``.
         output_dir: the run's folder.
         dicom_skipped: with DICOM results asked for, the sources that got none because they are not DICOM.
+        timings: seconds spent per stage over this process's items (:data:`STAGES`: ``read`` the file,
+            ``preprocess``, ``forward``, ``write`` the outputs, ``evaluate``).
     """
 
     predictions: list[ImagePrediction]
@@ -135,11 +140,12 @@ class InferenceSummary:
     paths: dict[str, Path]
     output_dir: Path
     dicom_skipped: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
 
     def moved_to(self, folder: Path, staging: Path) -> InferenceSummary:
         """The same summary after the outputs were moved from ``staging`` into ``folder``."""
         paths = {key: folder / path.relative_to(staging) for key, path in self.paths.items()}
-        return InferenceSummary(self.predictions, self.failures, paths, folder, self.dicom_skipped)
+        return InferenceSummary(self.predictions, self.failures, paths, folder, self.dicom_skipped, self.timings)
 
 
 def aligned_overlap(roi_size: Sequence[int], overlap: float, stride: int = MAP_STRIDE) -> tuple[float, float]:
@@ -352,6 +358,13 @@ def _gather_shards(
     return predictions, merged_failures, skipped
 
 
+def _lap(timings: dict[str, float], stage: str, since: float) -> float:
+    """Add the time since ``since`` to ``timings[stage]``; returns now."""
+    now = time.perf_counter()
+    timings[stage] += now - since
+    return now
+
+
 def _first(pair: tuple[int, Any]) -> int:
     return pair[0]
 
@@ -387,6 +400,7 @@ def _predict_items(
         dicom=settings.dicom,
     )
     failures = FailureLog("infer")
+    timings = dict.fromkeys(STAGES, 0.0)
     # Image ids from the whole list, identical on every rank, so a sharded run names its files as one run would.
     image_ids = [writer.new_image_id(item.get(BatchKeys.IMAGE, "?")) for item in items]
     rank, world = rank_and_world_size()
@@ -398,13 +412,19 @@ def _predict_items(
             break
         item = items[index]
         source = item.get(BatchKeys.IMAGE, "?")
-        stage = "preprocess"
+        stage = "read"
         try:
-            data = chain(dict(item))
+            clock = time.perf_counter()
+            data = chain(dict(item), end=1)  # LoadMammogramd: reading and decoding
+            clock = _lap(timings, "read", clock)
+            stage = "preprocess"
+            data = chain(data, start=1)
+            clock = _lap(timings, "preprocess", clock)
             stage = "inference"
             with torch.inference_mode():
                 batch = data[BatchKeys.IMAGE].as_tensor()[None].to(settings.device)
                 outputs = _per_image(inferer(batch, model))
+            clock = _lap(timings, "forward", clock)
             stage = "write"
             saliency = outputs[GLAMKeys.SALIENCY].float()
             # The writer and an original-frame evaluation both need the map on the raw image: invert it once.
@@ -419,9 +439,11 @@ def _predict_items(
                 raw_image=data.pop(BatchKeys.RAW_IMAGE, None),  # out of ``data``: freed once written
             )
             done.append(index)
+            clock = _lap(timings, "write", clock)
             if collector is not None:
                 stage = "evaluate"
                 record_inference(collector, prediction, item, data, saliency, original)
+                _lap(timings, "evaluate", clock)
         except ITEM_ERRORS as err:
             failures.add(index, source, stage, err)
     info = {**dict(run_info or {}), **settings.to_json(), "num_items": len(items)}
@@ -435,7 +457,7 @@ def _predict_items(
         torch.distributed.barrier()  # no rank reports (or leaves) before the tables exist
     else:
         paths = writer.finalize(failures, info)
-    return InferenceSummary(writer.predictions, failures, paths, Path(output_dir), writer.dicom_skipped)
+    return InferenceSummary(writer.predictions, failures, paths, Path(output_dir), writer.dicom_skipped, timings)
 
 
 def inference_settings(

@@ -94,7 +94,7 @@ def test_infer_skips_bad_items_and_lists_them(dataset: Path, checkpoint: Path, t
     assert len(_rows(out / "predictions.csv")) == 2
     failures = json.loads((out / "failures.json").read_text())
     assert [(f["index"], Path(f["image"]).name, f["stage"]) for f in failures] == [
-        (1, "empty.png", "preprocess"),
+        (1, "empty.png", "read"),
         (3, "black.png", "preprocess"),
     ]
     assert "empty file (0 bytes)" in failures[0]["error"] and "no pixel is above 0" in failures[1]["error"]

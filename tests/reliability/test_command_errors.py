@@ -950,7 +950,7 @@ def test_infer_lists_bad_images_and_processes_the_others(
     predictions, _ = read_predictions(out / "predictions.csv")
     assert [p.image_id for p in predictions] == [Path(item["image"]).stem for item in good_items]
     failures = json.loads((out / "failures.json").read_text())
-    assert [(f["index"], f["image"], f["stage"]) for f in failures] == [(1, str(bad), "preprocess")]
+    assert [(f["index"], f["image"], f["stage"]) for f in failures] == [(1, str(bad), "read")]
     assert f"{bad}: {problem}" in failures[0]["error"]
     assert f"see {out / 'failures.json'}" in result.out
 
