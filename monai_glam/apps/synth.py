@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from monai_glam.apps.arguments import POSITIVE_INT, SEED, number
-from monai_glam.data.synthetic import MIN_SIZE, SyntheticMammogramGenerator, write_synthetic_dataset
+from monai_glam.data.synthetic import (
+    DENSITY_GRADES,
+    DIFFICULTIES,
+    MIN_SIZE,
+    SyntheticMammogramGenerator,
+    write_synthetic_dataset,
+)
 from monai_glam.utils.output_folder import check_output_folder
 
 __all__ = ["add_parser", "run"]
@@ -40,6 +46,24 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help=f"image size, at least {MIN_SIZE[0]} {MIN_SIZE[1]} (default: 512 320)",
     )
     parser.add_argument("--seed", type=SEED, default=0, help="random seed (default: 0)")
+    parser.add_argument(
+        "--difficulty",
+        choices=DIFFICULTIES,
+        default="easy",
+        help=(
+            "easy: large, bright lesions (the demo's data); moderate and realistic: BI-RADS density grades a-d with "
+            "masking by dense tissue, 5-30 mm lesions (moderate: 15-35 mm, higher contrast) and unlabelled decoys "
+            "(lymph nodes, vessels, isolated calcifications) (default: easy)"
+        ),
+    )
+    parser.add_argument(
+        "--density",
+        choices=DENSITY_GRADES,
+        nargs="+",
+        metavar="GRADE",
+        help="moderate and realistic only: give every exam one of these BI-RADS grades (a b c d; default: all four "
+        "at their screening frequencies, about 10/40/40/10 %%)",
+    )
     parser.add_argument("--no-dicom", action="store_true", help="write PNG files only")
     parser.add_argument(
         "--fractions",
@@ -67,6 +91,14 @@ def run(args: argparse.Namespace) -> int:
     if not math.isclose(sum(args.fractions), 1.0, abs_tol=1e-6):
         shares = " ".join(f"{share:g}" for share in args.fractions)
         raise ValueError(f"--fractions must sum to 1, got {shares} (sum {sum(args.fractions):g})")
+    if args.density and args.difficulty == "easy":
+        raise ValueError(
+            f"--density applies to --difficulty moderate and realistic, not easy (got {' '.join(args.density)})"
+        )
+    # Built before anything is written, so a bad setting leaves --out untouched.
+    generator = SyntheticMammogramGenerator(
+        size=tuple(args.size), seed=args.seed, difficulty=args.difficulty, density=args.density
+    )
     check_output_folder(args.out, args.overwrite, option="--out")
     for name in _SYNTH_OUTPUTS if args.overwrite else ():
         target = Path(args.out) / name
@@ -74,7 +106,6 @@ def run(args: argparse.Namespace) -> int:
             shutil.rmtree(target)
         else:
             target.unlink(missing_ok=True)
-    generator = SyntheticMammogramGenerator(size=tuple(args.size), seed=args.seed)
     datalist = write_synthetic_dataset(
         args.out,
         num=args.num,
