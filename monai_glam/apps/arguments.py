@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 
 from monai_glam.apps.errors import CommandError
 from monai_glam.engines import InferenceSummary
+from monai_glam.utils.distributed import is_main_process
 from monai_glam.utils.precision import PRECISIONS
 from monai_glam.writers import MAP_FORMATS
 
@@ -128,8 +129,6 @@ def report_summary(summary: InferenceSummary, command: str) -> int:
     Raises:
         CommandError: every item failed.
     """
-    from monai_glam.utils.distributed import is_main_process
-
     if not summary.predictions:
         raise CommandError(f"no image could be processed; {summary.failures.summary()}")
     if not is_main_process():  # under torchrun rank 0 reports the merged run

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from monai_glam.engines import load_inference_model, run_inference, run_training
 from monai_glam.metrics import EvaluationCollector, select_dice_thresholds, write_evaluation_report
 from monai_glam.networks import GLAM_PRESETS, glam_preset
 from monai_glam.utils.device import resolve_device
-from monai_glam.utils.output_folder import check_output_folder
+from monai_glam.utils.output_folder import check_output_folder, remove_entries
 
 __all__ = ["add_parser", "run_demo"]
 
@@ -75,8 +74,8 @@ def run_demo(
     resolve_device(device)  # an unknown or unavailable device fails here, before any file is written
     output = Path(output)
     check_output_folder(output, overwrite)
-    for name in _DEMO_FOLDERS if overwrite else ():
-        shutil.rmtree(output / name, ignore_errors=True)
+    if overwrite:
+        remove_entries(output, _DEMO_FOLDERS)
     started = time.perf_counter()
     print(f"[1/5] writing {num_images} synthetic mammograms ({window[0]}x{window[1]}) to {output / 'data'}")
     generator = SyntheticMammogramGenerator(size=window, seed=seed, **_DEMO_LESIONS)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import shutil
-from pathlib import Path
 from typing import Any
 
 from monai_glam.apps.arguments import POSITIVE_INT, SEED, number
@@ -16,7 +14,7 @@ from monai_glam.data.synthetic import (
     SyntheticMammogramGenerator,
     write_synthetic_dataset,
 )
-from monai_glam.utils.output_folder import check_output_folder
+from monai_glam.utils.output_folder import check_output_folder, remove_entries
 
 __all__ = ["add_parser", "run"]
 
@@ -100,12 +98,8 @@ def run(args: argparse.Namespace) -> int:
         size=tuple(args.size), seed=args.seed, difficulty=args.difficulty, density=args.density
     )
     check_output_folder(args.out, args.overwrite, option="--out")
-    for name in _SYNTH_OUTPUTS if args.overwrite else ():
-        target = Path(args.out) / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        else:
-            target.unlink(missing_ok=True)
+    if args.overwrite:
+        remove_entries(args.out, _SYNTH_OUTPUTS)
     datalist = write_synthetic_dataset(
         args.out,
         num=args.num,

@@ -27,7 +27,7 @@ from monai_glam.utils.enums import mask_keys_for
 from monai_glam.utils.json_files import read_json
 from monai_glam.utils.output_folder import staged_output_folder
 from monai_glam.utils.signals import RunInterruptedError
-from monai_glam.writers import OUTPUT_FOLDERS, ImagePrediction, map_from_uint16
+from monai_glam.writers import OUTPUT_FOLDERS, RUN_FILE, TABLE_FILES, ImagePrediction, map_from_uint16
 
 if TYPE_CHECKING:
     from monai_glam.engines.inference import InferenceSettings, InferenceSummary
@@ -126,13 +126,13 @@ def collect_predictions_folder(
     from monai_glam.writers import read_predictions
 
     root = Path(predictions_dir)
-    table = root / "predictions.csv"
+    table = root / TABLE_FILES["images"]
     if not table.is_file():
-        raise FileNotFoundError(f"{root}: no predictions.csv (an output folder of monai-glam infer)")
+        raise FileNotFoundError(f"{root}: no {table.name} (an output folder of monai-glam infer)")
     predictions, class_names = read_predictions(table)
     if not predictions:
         raise ValueError(f"{table} lists no image")
-    run_json = root / "run.json"
+    run_json = root / RUN_FILE
     loaded = read_json(run_json, "run record") if run_json.is_file() else {}
     info: dict[str, Any] = loaded if isinstance(loaded, dict) else {}
     collector = EvaluationCollector(class_names, frame, downsample)
@@ -205,7 +205,7 @@ def evaluate_predictions(
     report["inputs"].update({key: info.get(key) for key in ("checkpoint", "datalist", "split")})
     with staged_output_folder(output_dir, overwrite) as folder:
         paths = write_evaluation_report(report, folder.path)
-    return report, {key: Path(output_dir) / path.relative_to(folder.path) for key, path in paths.items()}
+    return report, {key: folder.published(path) for key, path in paths.items()}
 
 
 #: Where :func:`evaluate_datalist` writes the outputs of its inference run, inside its output folder.
@@ -280,7 +280,6 @@ def evaluate_datalist(
         report["inputs"].update({"predictions": str((target / PREDICTIONS_FOLDER).resolve())})
         report["inputs"].update({key: info.get(key) for key in ("checkpoint", "datalist", "split")})
         paths = write_evaluation_report(report, folder.path)
-    if folder.staged:
-        summary = summary.moved_to(target / PREDICTIONS_FOLDER, predictions_dir)
-    paths = {key: target / path.relative_to(folder.path) for key, path in paths.items()}
+    summary = summary.published(folder)
+    paths = {key: folder.published(path) for key, path in paths.items()}
     return summary, report, paths

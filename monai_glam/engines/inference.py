@@ -30,7 +30,7 @@ from monai_glam.transforms.dictionary import BreastCropd, LoadMammogramd, Orient
 from monai_glam.utils.device import resolve_device
 from monai_glam.utils.distributed import destroy_distributed, init_distributed_from_env, rank_and_world_size
 from monai_glam.utils.enums import CLASS_NAMES, DEFAULT_MASK_KEYS, BatchKeys, GLAMKeys, mask_keys_for
-from monai_glam.utils.output_folder import staged_output_folder
+from monai_glam.utils.output_folder import StagedFolder, staged_output_folder
 from monai_glam.utils.precision import PRECISIONS, resolve_precision
 from monai_glam.utils.signals import RunInterruptedError, StopRequest, signal_name
 from monai_glam.writers import (
@@ -142,10 +142,11 @@ class InferenceSummary:
     dicom_skipped: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
-    def moved_to(self, folder: Path, staging: Path) -> InferenceSummary:
-        """The same summary after the outputs were moved from ``staging`` into ``folder``."""
-        paths = {key: folder / path.relative_to(staging) for key, path in self.paths.items()}
-        return InferenceSummary(self.predictions, self.failures, paths, folder, self.dicom_skipped, self.timings)
+    def published(self, folder: StagedFolder) -> InferenceSummary:
+        """The same summary with its paths where ``folder`` publishes them (unchanged unless it was staged)."""
+        paths = {key: folder.published(path) for key, path in self.paths.items()}
+        output_dir = folder.published(self.output_dir)
+        return InferenceSummary(self.predictions, self.failures, paths, output_dir, self.dicom_skipped, self.timings)
 
 
 def aligned_overlap(roi_size: Sequence[int], overlap: float, stride: int = MAP_STRIDE) -> tuple[float, float]:
@@ -313,8 +314,8 @@ def run_inference(
         else:
             kept = f"{summary.paths['images']} and the other tables list them"
         raise RunInterruptedError(stop.signum, f"stopped by {signal_name(stop.signum)} after {done}; {kept}")
-    if folder.staged and folder.keep:
-        summary = summary.moved_to(target, folder.path)
+    if folder.keep:
+        summary = summary.published(folder)
     return summary
 
 
@@ -327,7 +328,7 @@ def _run_in_folder(
     run_info: Mapping[str, Any] | None,
     collector: EvaluationCollector | None,
     overwrite: bool,
-) -> tuple[InferenceSummary, StopRequest, Any]:
+) -> tuple[InferenceSummary, StopRequest, StagedFolder]:
     """:func:`_predict_items` in ``target`` (staged with ``overwrite``), under a :class:`StopRequest`."""
     _, world = rank_and_world_size()
     if world > 1 and overwrite:

@@ -28,6 +28,7 @@ __all__ = [
     "check_output_folder",
     "check_training_folder",
     "folder_entries",
+    "remove_entries",
     "staged_output_folder",
 ]
 
@@ -58,6 +59,16 @@ def folder_entries(folder: str | os.PathLike[str]) -> list[str]:
     if not path.is_dir():
         raise ValueError(f"output folder {path} is not a directory")
     return sorted(entry.name for entry in path.iterdir() if not entry.name.startswith(STAGING_PREFIX))
+
+
+def remove_entries(folder: str | os.PathLike[str], names: Sequence[str]) -> None:
+    """Delete the files and folders ``names`` inside ``folder`` that exist (what ``--overwrite`` replaces)."""
+    for name in names:
+        entry = Path(folder) / name
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def _describe(names: Sequence[str], limit: int = 3) -> str:
@@ -103,6 +114,10 @@ class StagedFolder:
     target: Path
     staged: bool
     keep: bool = True
+
+    def published(self, written: str | os.PathLike[str]) -> Path:
+        """Where ``written`` (a path under :attr:`path`) lies once the run's results are in :attr:`target`."""
+        return self.target / Path(written).relative_to(self.path)
 
 
 @contextmanager

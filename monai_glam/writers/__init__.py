@@ -20,8 +20,10 @@ from monai_glam.writers.overlays import (
     write_rgb_png,
 )
 from monai_glam.writers.prediction_writer import (
+    FAILURES_FILE,
     OUTPUT_FOLDERS,
     PREDICTION_OUTPUT_KEYS,
+    RUN_FILE,
     PredictionWriter,
     UniqueImageIds,
     field_text,
@@ -29,6 +31,7 @@ from monai_glam.writers.prediction_writer import (
 )
 from monai_glam.writers.tables import (
     CLASS_NAMES,
+    TABLE_FILES,
     ImagePrediction,
     aggregate_predictions,
     prediction_columns,
@@ -41,11 +44,14 @@ __all__ = [
     "CLASS_NAMES",
     "COMBINED_COLOURS",
     "DISPLAY_PERCENTILES",
+    "FAILURES_FILE",
     "ITEM_ERRORS",
     "MAP_FORMATS",
     "OUTPUT_FOLDERS",
     "OVERLAY_LAYOUTS",
     "PREDICTION_OUTPUT_KEYS",
+    "RUN_FILE",
+    "TABLE_FILES",
     "FailureLog",
     "ImagePrediction",
     "ItemFailure",

@@ -34,14 +34,16 @@ from monai_glam.writers.failures import FailureLog
 from monai_glam.writers.geometry import OriginalGeometryInverter
 from monai_glam.writers.maps import write_class_maps
 from monai_glam.writers.overlays import OverlayInputs, box_outline_map, write_original_overlay, write_overlay
-from monai_glam.writers.tables import ImagePrediction, write_prediction_tables
+from monai_glam.writers.tables import TABLE_FILES, ImagePrediction, write_prediction_tables
 
 if TYPE_CHECKING:
     from monai_glam.writers.dicom import DicomResultWriter
 
 __all__ = [
+    "FAILURES_FILE",
     "OUTPUT_FOLDERS",
     "PREDICTION_OUTPUT_KEYS",
+    "RUN_FILE",
     "PredictionWriter",
     "UniqueImageIds",
     "field_text",
@@ -60,6 +62,10 @@ OUTPUT_FOLDERS: dict[str, str] = {
     "dicom": "dicom",
 }
 
+
+#: The skipped items and the run's settings and counts, written by :meth:`PredictionWriter.finalize`.
+FAILURES_FILE = "failures.json"
+RUN_FILE = "run.json"
 
 #: The GLAM outputs :meth:`PredictionWriter.write` uses: both scores, the fused map and the patch boxes.
 PREDICTION_OUTPUT_KEYS: tuple[str, ...] = tuple(
@@ -402,8 +408,7 @@ class PredictionWriter:
 
     def table_paths(self) -> dict[str, Path]:
         """Where :meth:`finalize` writes the tables, ``failures.json`` and ``run.json`` (without writing)."""
-        names = {"images": "predictions.csv", "breasts": "breasts.csv", "exams": "exams.csv"}
-        names.update({"failures": "failures.json", "run": "run.json"})
+        names = {**TABLE_FILES, "failures": FAILURES_FILE, "run": RUN_FILE}
         return {key: self.output_dir / name for key, name in names.items()}
 
     def finalize(self, failures: FailureLog, settings: Mapping[str, Any] | None = None) -> dict[str, Path]:
@@ -413,7 +418,7 @@ class PredictionWriter:
             ``{"images": ..., "breasts": ..., "exams": ..., "failures": ..., "run": ...}`` paths.
         """
         paths = write_prediction_tables(self.predictions, self.output_dir, self.class_names)
-        paths["failures"] = failures.write(self.output_dir / "failures.json")
+        paths["failures"] = failures.write(self.output_dir / FAILURES_FILE)
         run = {
             **dict(settings or {}),
             "class_names": list(self.class_names),
@@ -425,6 +430,6 @@ class PredictionWriter:
             "num_images": len(self.predictions),
             "num_failed": len(failures),
         }
-        paths["run"] = self.output_dir / "run.json"
+        paths["run"] = self.output_dir / RUN_FILE
         atomic_write_text(paths["run"], json.dumps(run, indent=2, default=str) + "\n")
         return paths

@@ -23,12 +23,16 @@ from monai_glam.utils.enums import CLASS_NAMES, GLAMKeys
 
 __all__ = [
     "CLASS_NAMES",
+    "TABLE_FILES",
     "ImagePrediction",
     "aggregate_predictions",
     "prediction_columns",
     "read_predictions",
     "write_prediction_tables",
 ]
+
+#: The tables :func:`write_prediction_tables` writes, by key: one row per image, per breast and per exam.
+TABLE_FILES: dict[str, str] = {"images": "predictions.csv", "breasts": "breasts.csv", "exams": "exams.csv"}
 
 _ID_COLUMNS = ("image_id", "image", "patient_id", "exam_id", "breast_id", "laterality", "view")
 _SCORE_SETS = (GLAMKeys.PROB_GLOBAL.value, GLAMKeys.PROB_LOCAL.value)
@@ -166,7 +170,7 @@ def write_prediction_tables(
         row.update(_score_cells(p.prob_global, p.prob_local, class_names))
         row.update({f"mask_{name}": p.masks.get(name, "") for name in class_names})
         image_rows.append(row)
-    paths = {"images": folder / "predictions.csv", "breasts": folder / "breasts.csv", "exams": folder / "exams.csv"}
+    paths = {key: folder / name for key, name in TABLE_FILES.items()}
     atomic_write_text(paths["images"], _csv_text(prediction_columns(class_names), image_rows))
     for level, name in (("breast", "breasts"), ("exam", "exams")):
         rows = aggregate_predictions(predictions, level, class_names)
