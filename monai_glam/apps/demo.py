@@ -9,30 +9,29 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
 
 from monai_glam.apps.arguments import POSITIVE_INT, SEED, device_name, integer, number
 from monai_glam.data import read_datalist, write_synthetic_dataset
-from monai_glam.data.synthetic import SyntheticMammogramGenerator
+from monai_glam.data.synthetic import DEMO_LESIONS, SyntheticMammogramGenerator
 from monai_glam.engines import load_inference_model, run_inference, run_training
-from monai_glam.metrics import EvaluationCollector, select_dice_thresholds, write_evaluation_report
+from monai_glam.engines.localization import compare_glam_maps
+from monai_glam.metrics import (
+    EvaluationCollector,
+    json_safe,
+    localization_markdown,
+    select_dice_thresholds,
+    write_evaluation_report,
+)
 from monai_glam.networks import GLAM_PRESETS, glam_preset
+from monai_glam.utils.atomic import atomic_write_text
 from monai_glam.utils.device import resolve_device
 from monai_glam.utils.output_folder import check_output_folder, remove_entries
 
 __all__ = ["add_parser", "run_demo"]
-
-# Lesions somewhat more conspicuous than `monai-glam synth`'s defaults, so a tiny model learns them in minutes.
-_DEMO_LESIONS: dict[str, Any] = {
-    "benign_contrast": (0.35, 0.5),
-    "malignant_contrast": (0.5, 0.7),
-    "calcification_contrast": (0.8, 1.0),
-    "calcification_fraction": 0.25,
-    "benign_radius": (0.05, 0.08),
-    "malignant_radius": (0.05, 0.08),
-}
 
 
 #: The folders the demo writes in its output folder (``--overwrite`` deletes them first).
@@ -78,7 +77,7 @@ def run_demo(
         remove_entries(output, _DEMO_FOLDERS)
     started = time.perf_counter()
     print(f"[1/5] writing {num_images} synthetic mammograms ({window[0]}x{window[1]}) to {output / 'data'}")
-    generator = SyntheticMammogramGenerator(size=window, seed=seed, **_DEMO_LESIONS)
+    generator = SyntheticMammogramGenerator(size=window, seed=seed, **DEMO_LESIONS)
     datalist = write_synthetic_dataset(
         output / "data",
         num=num_images,
@@ -121,6 +120,23 @@ def run_demo(
     report = test.report(thresholds, num_bootstrap=num_bootstrap, seed=seed, window_rows=window[0])
     report["inputs"].update({"checkpoint": str(checkpoint), "datalist": str(datalist), "split": "test"})
     write_evaluation_report(report, evaluation)
+    print("      localization on the test split, in the original geometry (thresholds picked on validation):")
+    model, settings, _ = load_inference_model(checkpoint, device=device, progress=False)
+    try:
+        comparison = compare_glam_maps(
+            model,
+            read_datalist(datalist, "validation"),
+            read_datalist(datalist, "test"),
+            settings.window,
+            settings.device,
+        )
+    except ValueError as err:  # e.g. a test split too small to hold a lesion
+        print(f"      skipped: {err}")
+    else:
+        for line in _localization_summary(comparison):
+            print(f"      {line}")
+        atomic_write_text(evaluation / "localization.md", localization_markdown(comparison, labels=_MAP_LABELS))
+        atomic_write_text(evaluation / "localization.json", json.dumps(json_safe(comparison), indent=2) + "\n")
     paths = {
         "datalist": Path(datalist),
         "checkpoint": _best(runs / "local"),
@@ -130,6 +146,7 @@ def run_demo(
         "masks": evaluation / "predictions" / "masks",
         "overlays": evaluation / "predictions" / "overlays",
         "report": evaluation / "report.md",
+        "localization": evaluation / "localization.md",
     }
     print(f"\ndone in {time.perf_counter() - started:.0f} s. Results:")
     for name, path in paths.items():
@@ -159,6 +176,31 @@ def _predict(
     if not summary.predictions:
         raise RuntimeError(f"inference failed on every {split} image: {summary.failures.summary()}")
     return collector
+
+
+_MAP_LABELS = {"fused": "fused map", "global": "global map only", "local": "local maps only"}
+
+
+def _localization_summary(comparison: dict[str, Any]) -> list[str]:
+    """Dice and pointing game of the fused and the global-only map, and the fused/global Dice ratio."""
+    lines = [f"{'':<18}{'Dice benign':>12}{'Dice malig.':>12}{'point. benign':>15}{'point. malig.':>15}"]
+    methods = comparison["methods"]
+
+    def cell(value: float | None, width: int) -> str:
+        return f"{'n/a' if value is None else f'{value:.3f}':>{width}}"
+
+    for method in ("fused", "global"):
+        row = methods[method]
+        lines.append(
+            f"{_MAP_LABELS[method]:<18}{cell(row['benign']['dice'], 12)}{cell(row['malignant']['dice'], 12)}"
+            f"{cell(row['benign']['pointing'], 15)}{cell(row['malignant']['pointing'], 15)}"
+        )
+    ratios = []
+    for name in ("benign", "malignant"):
+        fused, only = methods["fused"][name]["dice"], methods["global"][name]["dice"]
+        ratios.append(f"{name} {fused / only:.2f}x" if fused is not None and only else f"{name} n/a")
+    lines.append(f"fused / global-only Dice: {', '.join(ratios)}")
+    return lines
 
 
 def _best(run_dir: Path) -> Path:

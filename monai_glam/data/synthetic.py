@@ -43,6 +43,7 @@ from monai_glam.data.dicom import build_mammogram_dataset, write_dicom_mammogram
 from monai_glam.data.image_writer import write_png
 
 __all__ = [
+    "DEMO_LESIONS",
     "DENSITY_GRADES",
     "DIFFICULTIES",
     "EXAM_VIEWS",
@@ -55,6 +56,17 @@ __all__ = [
     "synthetic_dicom_dataset",
     "write_synthetic_dataset",
 ]
+
+#: Lesion settings of ``monai-glam demo`` (easy level): more conspicuous than the generator's defaults, so a tiny
+#: model learns them in minutes. ``benchmarks/localization.py --difficulty demo`` uses the same data.
+DEMO_LESIONS: dict[str, Any] = {
+    "benign_contrast": (0.35, 0.5),
+    "malignant_contrast": (0.5, 0.7),
+    "calcification_contrast": (0.8, 1.0),
+    "calcification_fraction": 0.25,
+    "benign_radius": (0.05, 0.08),
+    "malignant_radius": (0.05, 0.08),
+}
 
 # The four screening views of an exam, in the order images are generated.
 EXAM_VIEWS = (("L", "CC"), ("L", "MLO"), ("R", "CC"), ("R", "MLO"))

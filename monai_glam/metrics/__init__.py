@@ -12,7 +12,20 @@ from monai_glam.metrics.evaluation import (
     localization_truth,
 )
 from monai_glam.metrics.finite_rocauc import MeanFiniteROCAUCMetric
-from monai_glam.metrics.froc import DEFAULT_FP_RATES, FROCResult, compute_lesion_froc, find_saliency_peaks, froc_curve
+from monai_glam.metrics.froc import (
+    DEFAULT_FP_RATES,
+    FROCResult,
+    compute_lesion_froc,
+    find_saliency_peaks,
+    froc_curve,
+    lesion_diameters,
+)
+from monai_glam.metrics.localization import (
+    LOCALIZATION_COLUMNS,
+    LocalizationSplit,
+    compare_localization,
+    localization_markdown,
+)
 from monai_glam.metrics.pointing_game import PointingGameResult, pointing_game
 from monai_glam.metrics.report import (
     build_evaluation_report,
@@ -37,9 +50,11 @@ from monai_glam.metrics.utils import json_safe
 __all__ = [
     "DEFAULT_FP_RATES",
     "FRAMES",
+    "LOCALIZATION_COLUMNS",
     "AUCResult",
     "EvaluationCollector",
     "FROCResult",
+    "LocalizationSplit",
     "MeanFiniteROCAUCMetric",
     "PointingGameResult",
     "SaliencyDiceMetric",
@@ -49,6 +64,7 @@ __all__ = [
     "aggregate_by_group",
     "bootstrap_roc_auc",
     "build_evaluation_report",
+    "compare_localization",
     "compute_dice_iou",
     "compute_lesion_froc",
     "compute_roc_auc_ci",
@@ -59,6 +75,8 @@ __all__ = [
     "froc_peak_settings",
     "ground_truth_known",
     "json_safe",
+    "lesion_diameters",
+    "localization_markdown",
     "localization_truth",
     "overlap_counts",
     "plot_froc_curves",

@@ -8,11 +8,17 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage
-from skimage.feature import peak_local_max
 
 from monai_glam.metrics.utils import check_maps_and_masks, resolve_class_names, to_numpy
 
-__all__ = ["DEFAULT_FP_RATES", "FROCResult", "compute_lesion_froc", "find_saliency_peaks", "froc_curve"]
+__all__ = [
+    "DEFAULT_FP_RATES",
+    "FROCResult",
+    "compute_lesion_froc",
+    "find_saliency_peaks",
+    "froc_curve",
+    "lesion_diameters",
+]
 
 #: False positives per image at which sensitivity is reported (the CAMELYON16 / MONAI convention).
 DEFAULT_FP_RATES: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
@@ -28,8 +34,9 @@ def find_saliency_peaks(
     """Lesion candidates of one 2-D map: local maxima of the lightly smoothed map.
 
     GLAM's fused map is piecewise constant (the global map is nearest-upsampled ×16), so its plateaus would
-    give many equal maxima; Gaussian smoothing turns each blob into one peak and ``min_distance`` keeps
-    candidates apart (the peak search is ``skimage.feature.peak_local_max``).
+    give many equal maxima; Gaussian smoothing turns each blob into one peak, a plateau that survives it (a
+    flat background) gives one candidate (its pixel nearest its centre), and ``min_distance`` keeps candidates
+    apart: highest first, a candidate within ``min_distance`` (Chebyshev distance) of a kept one is dropped.
 
     Args:
         saliency: ``(H, W)`` map.
@@ -52,16 +59,32 @@ def find_saliency_peaks(
     if max_peaks is not None and int(max_peaks) < 1:
         raise ValueError(f"max_peaks must be positive or None, got {max_peaks!r}.")
     smoothed = ndimage.gaussian_filter(values, float(sigma), mode="nearest") if sigma > 0 else values
-    coords = peak_local_max(
-        smoothed,
-        min_distance=int(min_distance),
-        threshold_abs=threshold_abs,
-        exclude_border=False,
-        num_peaks=np.inf if max_peaks is None else int(max_peaks),
-    ).astype(np.int64)
-    scores = smoothed[coords[:, 0], coords[:, 1]] if coords.size else np.zeros(0)
-    order = np.argsort(-scores, kind="stable")
-    return coords.reshape(-1, 2)[order], scores[order]
+    size = 2 * int(min_distance) + 1
+    floor = smoothed.min() if threshold_abs is None else float(threshold_abs)
+    is_peak = (smoothed == ndimage.maximum_filter(smoothed, size=size, mode="nearest")) & (smoothed > floor)
+    # One candidate per plateau of equal maxima: its pixel nearest the plateau's centre.
+    plateaus, count = ndimage.label(is_peak, structure=np.ones((3, 3), dtype=bool))
+    if count == 0:
+        return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
+    rows, cols = np.nonzero(plateaus)
+    ids = plateaus[rows, cols] - 1
+    centre_r = np.bincount(ids, rows, count) / np.bincount(ids, minlength=count)
+    centre_c = np.bincount(ids, cols, count) / np.bincount(ids, minlength=count)
+    distance = (rows - centre_r[ids]) ** 2 + (cols - centre_c[ids]) ** 2
+    order = np.lexsort((cols, rows, distance, ids))  # per plateau: nearest the centre, then row-major
+    first = order[np.flatnonzero(np.r_[True, np.diff(ids[order]) != 0])]
+    coords = np.stack([rows[first], cols[first]], axis=1).astype(np.int64)
+    scores = smoothed[coords[:, 0], coords[:, 1]]
+    ranked = np.lexsort((coords[:, 1], coords[:, 0], -scores))  # highest first, ties row-major
+    kept: list[int] = []
+    limit = np.inf if max_peaks is None else int(max_peaks)
+    for index in ranked:
+        if len(kept) >= limit:
+            break
+        if kept and np.any(np.max(np.abs(coords[kept] - coords[index]), axis=1) <= int(min_distance)):
+            continue
+        kept.append(int(index))
+    return coords[kept].reshape(-1, 2), scores[kept]
 
 
 def froc_curve(
@@ -147,6 +170,8 @@ def compute_lesion_froc(
     max_peaks_per_image: int | None = None,
     connectivity: int = 2,
     class_names: Sequence[str] | None = None,
+    diameter_range: tuple[float, float] | None = None,
+    merge_distance: int = 0,
 ) -> dict[str, FROCResult]:
     """Lesion-level FROC per class, with candidates from saliency-map peaks.
 
@@ -154,6 +179,12 @@ def compute_lesion_froc(
     peaks of the class-``c`` maps (:func:`find_saliency_peaks`). A lesion is hit when a candidate falls inside
     it; candidates outside every lesion are false positives. All images count in the FP rate, including the
     ones without a lesion of the class.
+
+    ``merge_distance=d`` makes mask components closer than about ``d`` pixels one lesion (a calcification
+    cluster is one finding, not one per speck): lesions are the components of the mask dilated ``d`` times, and
+    a candidate anywhere in that dilated region hits it. ``diameter_range=(low, high)`` reports the sensitivity
+    on the lesions whose diameter (:func:`lesion_diameters`) lies in ``[low, high)``: the other lesions are left
+    out of the count, and a candidate inside one of them is neither a hit nor a false positive.
 
     Args:
         saliency: ``(N, C, H, W)`` or a sequence of ``(C, H, W)`` maps.
@@ -165,6 +196,8 @@ def compute_lesion_froc(
         max_peaks_per_image: keep at most this many candidates per image and class.
         connectivity: 1 (4-neighbourhood) or 2 (8-neighbourhood) for lesion components.
         class_names: names of the classes (default ``class_0, ...``).
+        diameter_range: only count lesions of this diameter, ``[low, high)`` pixels.
+        merge_distance: dilation (pixels) that merges nearby mask components into one lesion; 0 keeps them apart.
 
     Returns:
         ``{class name: FROCResult}``; a class without lesions has NaN sensitivities and a ``note``.
@@ -178,6 +211,10 @@ def compute_lesion_froc(
         raise ValueError(f"fp_rates must be positive finite numbers, got {fp_rates!r}.")
     if connectivity not in (1, 2):
         raise ValueError(f"connectivity must be 1 or 2, got {connectivity!r}.")
+    if diameter_range is not None and not (0 <= float(diameter_range[0]) < float(diameter_range[1])):
+        raise ValueError(f"diameter_range must be (low, high) with 0 <= low < high, got {diameter_range!r}.")
+    if int(merge_distance) < 0:
+        raise ValueError(f"merge_distance must be >= 0, got {merge_distance!r}.")
     structure = ndimage.generate_binary_structure(2, connectivity)
     num_classes = map_list[0].shape[0]
     names = resolve_class_names(class_names, num_classes)
@@ -188,14 +225,21 @@ def compute_lesion_froc(
             coords, peak_scores = find_saliency_peaks(
                 image_maps[c], sigma, min_distance, threshold_abs, max_peaks_per_image
             )
-            lesions, count = ndimage.label(image_masks[c], structure=structure)
+            lesions, count, diameters = _lesions(image_masks[c], structure, int(merge_distance))
             lesion_at = lesions[coords[:, 0], coords[:, 1]]
             best = np.full(count, -np.inf)
             inside = lesion_at > 0
             np.maximum.at(best, lesion_at[inside] - 1, peak_scores[inside])
+            counted = np.ones(count, dtype=bool)
+            if diameter_range is not None:
+                counted = (diameters >= float(diameter_range[0])) & (diameters < float(diameter_range[1]))
+                # A candidate on a lesion outside the range is not a false positive: drop it.
+                keep = np.ones(inside.size, dtype=bool)
+                keep[inside] = counted[lesion_at[inside] - 1]
+                peak_scores, inside = peak_scores[keep], inside[keep]
             scores.append(peak_scores)
             is_fp.append(~inside)
-            lesion_best.append(best)
+            lesion_best.append(best[counted])
         all_scores, all_fp, all_best = np.concatenate(scores), np.concatenate(is_fp), np.concatenate(lesion_best)
         curve_fps, curve_sens = froc_curve(all_scores, all_fp, all_best, len(map_list))
         counts = {"num_lesions": int(all_best.size), "num_images": len(map_list), "num_candidates": all_scores.size}
@@ -207,3 +251,43 @@ def compute_lesion_froc(
         sensitivity = np.interp(rates, curve_fps, curve_sens)
         results[name] = FROCResult(rates, sensitivity, float(sensitivity.mean()), curve_fps, curve_sens, **counts)
     return results
+
+
+def _lesions(mask: np.ndarray, structure: np.ndarray, merge_distance: int) -> tuple[np.ndarray, int, np.ndarray]:
+    """``(labels, count, diameters)`` of the lesions of one ``(H, W)`` mask (see :func:`lesion_diameters`)."""
+    inside = np.asarray(mask) > 0
+    region = ndimage.binary_dilation(inside, structure, iterations=merge_distance) if merge_distance else inside
+    labels, count = ndimage.label(region, structure=structure)
+    diameters = np.zeros(count)
+    for index, box in enumerate(ndimage.find_objects(np.where(inside, labels, 0), max_label=count)):
+        if box is not None:
+            diameters[index] = max(box[0].stop - box[0].start, box[1].stop - box[1].start)
+    return labels, count, diameters
+
+
+def lesion_diameters(masks: Any, connectivity: int = 2, merge_distance: int = 0) -> list[np.ndarray]:
+    """The diameter (pixels) of every lesion, per class: the larger side of the bounding box of its mask pixels.
+
+    A lesion is a connected component of the mask, or of the mask dilated ``merge_distance`` times (then a
+    calcification cluster is one lesion and its diameter is the cluster's extent), as in
+    :func:`compute_lesion_froc`.
+
+    Args:
+        masks: ``(N, C, H, W)`` or a sequence of ``(C, H, W)`` lesion masks (non-zero is lesion).
+        connectivity: 1 (4-neighbourhood) or 2 (8-neighbourhood).
+        merge_distance: dilation (pixels) that merges nearby components.
+
+    Returns:
+        One ``(L_c,)`` array per class, over all images (e.g. to split the FROC at the median lesion size).
+    """
+    mask_list = [to_numpy(m, "masks") for m in masks]
+    if not mask_list or any(m.ndim != 3 for m in mask_list):
+        raise ValueError("masks must be a non-empty sequence of (C, H, W) arrays.")
+    if connectivity not in (1, 2):
+        raise ValueError(f"connectivity must be 1 or 2, got {connectivity!r}.")
+    structure = ndimage.generate_binary_structure(2, connectivity)
+    out: list[list[np.ndarray]] = [[] for _ in range(mask_list[0].shape[0])]
+    for image_masks in mask_list:
+        for c, mask in enumerate(image_masks):
+            out[c].append(_lesions(mask, structure, int(merge_distance))[2])
+    return [np.concatenate(parts) if parts else np.zeros(0) for parts in out]

@@ -47,7 +47,7 @@ from monai_glam.transforms.geometry import (
     window_box,
 )
 from monai_glam.transforms.nyu import nyu_preprocess, nyu_preprocessing_transforms
-from monai_glam.transforms.pipeline import glam_transforms, scaled_crop_parameters
+from monai_glam.transforms.pipeline import glam_transforms, scaled_crop_parameters, scaled_window_noise
 from monai_glam.transforms.targets import DEFAULT_MASK_KEYS, GLAMTargetsD, GLAMTargetsd, GLAMTargetsDict
 
 __all__ = [
@@ -91,5 +91,6 @@ __all__ = [
     "nyu_preprocessing_transforms",
     "raw_facing_right",
     "scaled_crop_parameters",
+    "scaled_window_noise",
     "window_box",
 ]

@@ -18,6 +18,12 @@ def test_minimal_demo_runs_every_step(tmp_path, capsys):
     assert (tmp_path / "evaluation" / "report.md").read_text().startswith("#")
     assert any((tmp_path / "evaluation" / "predictions" / "overlays").iterdir())
     assert (tmp_path / "runs" / "local" / "model_config.json").is_file()
+    # The fused map against the global map alone, on the test split (issue 11's demo summary).
+    assert "fused / global-only Dice:" in out and "global map only" in out
+    comparison = json.loads((tmp_path / "evaluation" / "localization.json").read_text())
+    assert list(comparison["methods"]) == ["fused", "global", "local"]
+    assert comparison["num_images"]["test"] == len(rows)
+    assert "| fused map |" in (tmp_path / "evaluation" / "localization.md").read_text()
     # A second run into the same folder is refused before anything is touched.
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     assert main(["demo", "--output", str(tmp_path), "--minimal", "--no-progress"]) == 2
