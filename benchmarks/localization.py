@@ -80,8 +80,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--joint-epochs", type=int, default=0, help="joint fine-tuning after the local stage")
     parser.add_argument("--lr", type=float, default=3e-3, help="GLAM learning rate of the global and local stages")
     parser.add_argument("--joint-lr", type=float, default=1e-3)
+    parser.add_argument("--local-lr", type=float, default=None, help="local-stage learning rate (default --lr)")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--cnn-epochs", type=int, default=None, help="default: global + local epochs")
+    parser.add_argument("--num-patches", type=int, default=None, help="K, patches per image (default: the preset's)")
+    parser.add_argument("--global-top-t", type=float, default=None, help="top-t fraction (default: the preset's)")
+    parser.add_argument("--local-top-k", type=float, default=None, help="top-k fraction (default: the preset's)")
+    parser.add_argument(
+        "--global-padding-mode", default=None, choices=("zeros", "replicate", "reflect"), help="default: the preset's"
+    )
+    parser.add_argument("--scale-weights", type=float, nargs=3, default=None, help="weights of A1..A3 in S_g")
+    parser.add_argument("--sparsity-global", type=float, default=0.05, help="β_g (default 0.05)")
+    parser.add_argument("--sparsity-local", type=float, default=0.05, help="β_l (default 0.05)")
+    parser.add_argument("--no-augment", action="store_true", help="train GLAM and the CNN without augmentation")
+    parser.add_argument("--cnn-epochs", type=int, default=12, help="ResNet-18 epochs (default 12)")
     parser.add_argument("--cnn-lr", type=float, default=1e-3)
     parser.add_argument("--figure-images", type=int, default=4, help="test images in the figure")
     parser.add_argument("--threads", type=int, default=2)
@@ -93,8 +104,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def train_glam(args: argparse.Namespace, datalist: Path, runs: Path) -> tuple[Path, dict[str, float]]:
     """The GLAM stages in order; returns the final checkpoint and each stage's wall time."""
     common = {"preset": args.preset, "batch_size": args.batch_size, "seed": args.seed, "device": "cpu"}
-    common.update(image_interval=0, log_interval=0, show_progress=False)
-    stages = [("global", args.global_epochs, args.lr), ("local", args.local_epochs, args.lr)]
+    common.update(image_interval=0, log_interval=0, show_progress=False, augment=not args.no_augment)
+    common.update(global_sparsity_weight=args.sparsity_global, local_sparsity_weight=args.sparsity_local)
+    glam_kwargs = {
+        key: value
+        for key, value in (
+            ("num_patches", args.num_patches),
+            ("global_top_t", args.global_top_t),
+            ("local_top_k", args.local_top_k),
+            ("global_padding_mode", args.global_padding_mode),
+            ("scale_weights", tuple(args.scale_weights) if args.scale_weights else None),
+        )
+        if value is not None
+    }
+    common["glam_kwargs"] = glam_kwargs
+    local_lr = args.lr if args.local_lr is None else args.local_lr
+    stages = [("global", args.global_epochs, args.lr), ("local", args.local_epochs, local_lr)]
     if args.joint_epochs:
         stages.append(("joint", args.joint_epochs, args.joint_lr))
     times: dict[str, float] = {}
@@ -130,9 +155,10 @@ def json_done(folder: Path, epochs: int) -> bool:
 
 
 def build_cnn() -> torch.nn.Module:
+    """MONAI's ResNet-18 with the usual stride-2 first convolution (MONAI's default stride 1 costs 4x more)."""
     from monai.networks.nets import resnet18
 
-    return resnet18(spatial_dims=2, n_input_channels=1, num_classes=2)
+    return resnet18(spatial_dims=2, n_input_channels=1, num_classes=2, conv1_t_stride=2)
 
 
 def train_cnn(args: argparse.Namespace, datalist: Path, window: Sequence[int], path: Path) -> float:
@@ -142,8 +168,8 @@ def train_cnn(args: argparse.Namespace, datalist: Path, window: Sequence[int], p
         return math.nan
     torch.manual_seed(args.seed)
     model = build_cnn()
-    epochs = args.cnn_epochs or args.global_epochs + args.local_epochs
-    train = MammogramDataset(read_datalist(datalist, "training"), glam_transforms(window, augment=True))
+    epochs = args.cnn_epochs
+    train = MammogramDataset(read_datalist(datalist, "training"), glam_transforms(window, augment=not args.no_augment))
     val = MammogramDataset(read_datalist(datalist, "validation"), glam_transforms(window, augment=False))
     train_loader = create_loader(train, batch_size=args.batch_size, shuffle=True, seed=args.seed)
     val_loader = create_loader(val, batch_size=args.batch_size, shuffle=False)

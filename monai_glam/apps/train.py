@@ -49,6 +49,9 @@ def _run(args: argparse.Namespace) -> int:
         gradient_checkpointing=args.gradient_checkpointing,
         show_progress=not args.no_progress,
         log_interval=args.log_interval,
+        global_sparsity_weight=args.sparsity_global,
+        local_sparsity_weight=args.sparsity_local,
+        pos_weight=args.pos_weight,
     )
     if not is_main_process():
         return 0
@@ -95,6 +98,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="OUTPUT holds an earlier run: delete its best.pt/last.pt and start again (default: refuse)",
     )
     parser.add_argument("--no-augment", action="store_true", help="disable training augmentation")
+    parser.add_argument(
+        "--sparsity-global", type=number(0.0), default=0.05, help="β_g, global map sparsity weight (default 0.05)"
+    )
+    parser.add_argument(
+        "--sparsity-local", type=number(0.0), default=0.05, help="β_l, patch map sparsity weight (default 0.05)"
+    )
+    parser.add_argument(
+        "--pos-weight",
+        type=number(0.0, open_minimum=True),
+        nargs=2,
+        metavar=("BENIGN", "MALIGNANT"),
+        help="weights of positive images in the BCE terms, e.g. negatives/positives (default: 1 1)",
+    )
     parser.add_argument("--num-workers", type=NON_NEGATIVE_INT, default=0, help="data-loading workers (default 0)")
     parser.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     parser.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda or cuda:N (default auto)")

@@ -17,7 +17,7 @@ from monai.utils import set_determinism
 
 from monai_glam.data import MammogramDataset, read_datalist
 from monai_glam.data.errors import NoUsableItemsError
-from monai_glam.engines.stages import TrainingStage
+from monai_glam.engines.stages import TrainingStage, loss_for_stage
 from monai_glam.engines.workflows import LAST_CHECKPOINT, create_glam_training, create_loader
 from monai_glam.networks import GLAM, glam_preset
 from monai_glam.networks.io import MODEL_CONFIG_NAME, load_glam_weights, save_model_config
@@ -71,6 +71,9 @@ def run_training(
     skip_bad_items: bool = True,
     show_progress: bool = True,
     log_interval: int = 20,
+    global_sparsity_weight: float = 0.05,
+    local_sparsity_weight: float = 0.05,
+    pos_weight: Sequence[float] | None = None,
 ) -> dict[str, float]:
     """Train one GLAM stage on the ``training`` split of a datalist, validating on its ``validation`` split.
 
@@ -102,6 +105,10 @@ def run_training(
         skip_bad_items: report and skip unreadable items instead of stopping.
         show_progress: show a progress bar.
         log_interval: log the loss terms every this many iterations (0: epoch-level metrics only).
+        global_sparsity_weight: β_g, weight of the global map's L1 sparsity term (:class:`~monai_glam.losses.GLAMLoss`).
+        local_sparsity_weight: β_l, weight of the patch maps' L1 sparsity term.
+        pos_weight: per-class weights of the positive images in the BCE terms (e.g. negatives / positives of the
+            training split, for imbalanced data); ``None`` weighs them like negatives.
 
     Returns:
         The last validation metrics (empty without a validation split).
@@ -115,6 +122,12 @@ def run_training(
     window = tuple(int(v) for v in (window or config["window"]))
     if len(window) != 2 or min(window) < 1:
         raise ValueError(f"window must be two positive integers, got {window}.")
+    loss = loss_for_stage(
+        stage,
+        global_sparsity_weight=global_sparsity_weight,
+        local_sparsity_weight=local_sparsity_weight,
+        pos_weight=pos_weight,
+    )  # checks the weights before anything is read or written
     check_training_folder(output_dir, resume=resume, overwrite=overwrite, delete=False)
     if resume:
         _check_resume(Path(output_dir) / LAST_CHECKPOINT, epochs)
@@ -147,6 +160,9 @@ def run_training(
             "weight_decay": weight_decay,
             "seed": seed,
             "augment": augment,
+            "global_sparsity_weight": global_sparsity_weight,
+            "local_sparsity_weight": local_sparsity_weight,
+            "pos_weight": list(pos_weight) if pos_weight is not None else None,
             "init_checkpoint": str(init_checkpoint) if init_checkpoint else None,
         }
         atomic_write_text(output_dir / TRAINING_CONFIG_FILE, json.dumps(run_settings, indent=2) + "\n")
@@ -171,6 +187,7 @@ def run_training(
         weight_decay=weight_decay,
         val_interval=val_interval,
         device=resolved_device,
+        loss=loss,
         image_interval=image_interval,
         early_stop_patience=early_stop_patience,
         mlflow_tracking_uri=mlflow_tracking_uri,

@@ -76,6 +76,7 @@ def test_published_configuration_sizes():
         ({"in_channels": 0}, "in_channels"),
         ({"num_classes": 0}, "num_classes"),
         ({"in_channels": 2}, "local_in_channels"),
+        ({"global_padding_mode": "circular"}, "padding_mode"),
     ],
 )
 def test_constructor_rejects_bad_arguments(kwargs, match):
@@ -269,3 +270,22 @@ def test_single_output_variant_shares_weights_and_scripts(key, shape):
         assert torch.equal(torch.jit.script(single)(x), out)
     with pytest.raises(ValueError, match="output_key"):
         GLAMSingleOutput(output_key="logits")
+
+
+def test_global_padding_mode_changes_only_the_border():
+    """``replicate`` padding keeps the weights and the published ``zeros`` default; only the border differs."""
+    torch.manual_seed(0)
+    zeros = GLAM(**small()).eval()
+    replicate = GLAM(**small(global_padding_mode="replicate")).eval()
+    assert GLAM(**small()).global_network.backbone.stem.padding_mode == "zeros"  # the published default
+    replicate.load_state_dict(zeros.state_dict())  # the same parameters
+    # A constant image: replicate padding sees no edge, so the first stage's features are constant too.
+    flat = torch.full((1, 1, 256, 160), -1.0)
+    stem_zeros = zeros.global_network.backbone.stem(flat)
+    stem_replicate = replicate.global_network.backbone.stem(flat)
+    assert torch.allclose(stem_replicate, stem_replicate[..., :1, :1].expand_as(stem_replicate), atol=1e-5)
+    assert not torch.allclose(stem_zeros, stem_zeros[..., :1, :1].expand_as(stem_zeros), atol=1e-3)
+    # Away from the border the two agree.
+    torch.testing.assert_close(stem_zeros[..., 8:-8, 8:-8], stem_replicate[..., 8:-8, 8:-8])
+    out = replicate(torch.randn(1, 1, 256, 160))
+    assert out[GLAMKeys.SALIENCY].shape == (1, 2, 256, 160)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["BasicBlock", "ConvBatchNorm", "PreActBasicBlock"]
+__all__ = ["PADDING_MODES", "BasicBlock", "ConvBatchNorm", "PreActBasicBlock", "check_padding_mode"]
 
 
 class ConvBatchNorm(nn.Module):
@@ -56,6 +56,17 @@ class ConvBatchNorm(nn.Module):
         return F.conv2d(x, folded, shift.to(weight.dtype), self.stride, self.padding)
 
 
+#: Padding modes of the global backbone's convolutions: ``zeros`` is the published model's.
+PADDING_MODES: tuple[str, ...] = ("zeros", "replicate", "reflect")
+
+
+def check_padding_mode(padding_mode: str) -> str:
+    """``padding_mode`` if it is one of :data:`PADDING_MODES`, else a ``ValueError`` naming it."""
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"padding_mode must be one of {list(PADDING_MODES)}, got {padding_mode!r}.")
+    return padding_mode
+
+
 class PreActBasicBlock(nn.Module):
     """Pre-activation basic residual block (He et al., "Identity Mappings in Deep Residual Networks", 2016).
 
@@ -67,22 +78,35 @@ class PreActBasicBlock(nn.Module):
         out_channels: output channels.
         stride: stride of the first 3×3 convolution and of the projection.
         projection: use a 1×1 convolution shortcut (required when the shape changes).
+        padding_mode: padding of the 3×3 convolutions (``"zeros"``, published; ``"replicate"`` or ``"reflect"``).
 
     Raises:
-        ValueError: when the identity shortcut cannot match the output shape.
+        ValueError: when the identity shortcut cannot match the output shape, or for an unknown padding mode.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, projection: bool = False) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        projection: bool = False,
+        padding_mode: str = "zeros",
+    ) -> None:
         super().__init__()
+        check_padding_mode(padding_mode)
         if not projection and (stride != 1 or in_channels != out_channels):
             raise ValueError(
                 f"an identity shortcut needs stride 1 and in_channels == out_channels, got stride={stride}, "
                 f"in_channels={in_channels}, out_channels={out_channels}."
             )
         self.norm1 = nn.BatchNorm2d(in_channels)
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(
+            in_channels, out_channels, 3, stride=stride, padding=1, bias=False, padding_mode=padding_mode
+        )
         self.norm2 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(
+            out_channels, out_channels, 3, stride=1, padding=1, bias=False, padding_mode=padding_mode
+        )
         self.shortcut = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False) if projection else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

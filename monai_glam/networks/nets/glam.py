@@ -55,6 +55,9 @@ class GLAM(nn.Module):
             computed in eval mode). Turn off to save memory when no loss uses it.
         gradient_checkpointing: recompute the local module's residual blocks in the backward pass instead of
             storing their activations (training memory for compute; see :class:`LocalNetwork`).
+        global_padding_mode: padding of the global backbone's convolutions: ``"zeros"`` (published, needed for the
+            published weights to give the published outputs) or ``"replicate"`` (the ``small`` and ``tiny``
+            presets: no artificial frame for the maps to fire on; see :class:`GlobalNetwork`).
 
     ``forward(x)`` takes ``(N, in_channels, H, W)`` and returns a dict keyed by :class:`GLAMKeys`:
     ``prob_global``/``prob_local`` ``(N, C)``; ``saliency_global`` and ``saliency_a1..a3``
@@ -86,6 +89,7 @@ class GLAM(nn.Module):
         scale_weights: Sequence[float] = (0.2, 0.6, 0.2),
         saliency_in_training: bool = True,
         gradient_checkpointing: bool = False,
+        global_padding_mode: str = "zeros",
     ) -> None:
         super().__init__()
         if in_channels < 1:
@@ -100,6 +104,7 @@ class GLAM(nn.Module):
             strides=global_strides,
             top_t=global_top_t,
             scale_weights=scale_weights,
+            padding_mode=global_padding_mode,
         )
         self.region_proposal = RegionProposal(num_patches=num_patches, patch_size=patch_size)
         self.local_network = LocalNetwork(

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from monai_glam.networks.blocks.pooling import TopTPooling
-from monai_glam.networks.blocks.resnet_blocks import PreActBasicBlock
+from monai_glam.networks.blocks.resnet_blocks import PreActBasicBlock, check_padding_mode
 from monai_glam.utils.enums import GLAMKeys
 
 __all__ = ["GlobalNetwork", "PreActResNet"]
@@ -38,6 +38,8 @@ class PreActResNet(nn.Module):
         blocks: residual blocks in each stage.
         strides: stride of the first block of each stage.
         stem_kernel_size: kernel size of the first convolution.
+        padding_mode: padding of the stem and the 3×3 convolutions: ``"zeros"`` (published) or ``"replicate"`` /
+            ``"reflect"``, which do not draw an artificial edge around the image (see :class:`GlobalNetwork`).
 
     Returns from ``forward``: the raw residual-stream outputs of every stage, the last one after the final
     batch norm + ReLU, as a list of ``(N, C_i, H_i, W_i)`` tensors.
@@ -50,8 +52,10 @@ class PreActResNet(nn.Module):
         blocks: Sequence[int] = (2, 2, 2, 2, 2),
         strides: Sequence[int] = (1, 2, 2, 2, 2),
         stem_kernel_size: int = 7,
+        padding_mode: str = "zeros",
     ) -> None:
         super().__init__()
+        check_padding_mode(padding_mode)
         if in_channels < 1:
             raise ValueError(f"in_channels must be positive, got {in_channels!r}.")
         channels = _check_positive_ints("channels", channels)
@@ -60,14 +64,20 @@ class PreActResNet(nn.Module):
         if stem_kernel_size < 1 or stem_kernel_size % 2 == 0:
             raise ValueError(f"stem_kernel_size must be a positive odd integer, got {stem_kernel_size!r}.")
         self.stem = nn.Conv2d(
-            in_channels, channels[0], stem_kernel_size, stride=2, padding=stem_kernel_size // 2, bias=False
+            in_channels,
+            channels[0],
+            stem_kernel_size,
+            stride=2,
+            padding=stem_kernel_size // 2,
+            bias=False,
+            padding_mode=padding_mode,
         )
         self.stem_pool = nn.MaxPool2d(kernel_size=3, stride=2, padding=0)
         stages = []
         previous = channels[0]
         for width, count, stride in zip(channels, blocks, strides, strict=True):
-            layers = [PreActBasicBlock(previous, width, stride=stride, projection=True)]
-            layers += [PreActBasicBlock(width, width) for _ in range(count - 1)]
+            layers = [PreActBasicBlock(previous, width, stride, projection=True, padding_mode=padding_mode)]
+            layers += [PreActBasicBlock(width, width, padding_mode=padding_mode) for _ in range(count - 1)]
             stages.append(nn.Sequential(*layers))
             previous = width
         self.stages = nn.ModuleList(stages)
@@ -105,6 +115,10 @@ class GlobalNetwork(nn.Module):
         strides: backbone stage strides.
         top_t: fraction of map pixels averaged by the top-t% pooling.
         scale_weights: weights ``(w1, w2, w3)`` of ``A1, A2, A3`` in ``S_g``.
+        padding_mode: padding of the backbone's convolutions. ``"zeros"`` is the published model. The standardized
+            mammogram's background is negative (about -1), so zero padding draws a bright frame around the image;
+            trained from scratch on small windows, the maps learn to fire on that frame (the top-right corner
+            and the chest-wall edge) rather than on the lesions. ``"replicate"`` continues the image instead.
 
     ``forward(x)`` maps ``(N, C_in, H, W)`` to a dict with :class:`GLAMKeys` ``SALIENCY_A1``..``A3`` and
     ``SALIENCY_GLOBAL`` of shape ``(N, num_classes, h, w)`` (``h, w`` = A1's size, ``H/16, W/16`` by default)
@@ -120,6 +134,7 @@ class GlobalNetwork(nn.Module):
         strides: Sequence[int] = (1, 2, 2, 2, 2),
         top_t: float = 0.03,
         scale_weights: Sequence[float] = (0.2, 0.6, 0.2),
+        padding_mode: str = "zeros",
     ) -> None:
         super().__init__()
         if num_classes < 1:
@@ -131,7 +146,7 @@ class GlobalNetwork(nn.Module):
             raise ValueError(f"scale_weights must have 3 entries (A1, A2, A3), got {scale_weights!r}.")
         self.in_channels = int(in_channels)
         self.num_classes = int(num_classes)
-        self.backbone = PreActResNet(in_channels, channels, blocks, strides)
+        self.backbone = PreActResNet(in_channels, channels, blocks, strides, padding_mode=padding_mode)
         widths = self.backbone.out_channels[-3:]
         self.heads = nn.ModuleList([nn.Conv2d(width, num_classes, 1, bias=False) for width in widths])
         self.pool = TopTPooling(top_t)

@@ -11,7 +11,9 @@ __all__ = ["GLAM_PRESETS", "glam_network", "glam_preset", "preset_window"]
 
 #: ``name -> {"window": (H, W), "glam": GLAM kwargs}``. ``paper`` is the published model; ``small`` and
 #: ``tiny`` keep its structure (5 pre-activation stages, a stride-1 local ResNet, one patch) at lower
-#: resolution and width so a CPU trains them in minutes.
+#: resolution and width so a CPU trains them in minutes. They pad the global backbone's convolutions by
+#: replication: trained from scratch with the published zero padding, their global maps fired on the
+#: image's frame instead of the lesions (docs/localization.md).
 GLAM_PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"window": (2944, 1920), "glam": {}},
     "small": {
@@ -22,6 +24,7 @@ GLAM_PRESETS: dict[str, dict[str, Any]] = {
             "global_blocks": (1, 1, 1, 1, 1),
             "local_channels": (16, 32, 64, 64),
             "local_blocks": (1, 1, 1, 1),
+            "global_padding_mode": "replicate",
         },
     },
     "tiny": {
@@ -33,6 +36,7 @@ GLAM_PRESETS: dict[str, dict[str, Any]] = {
             "local_channels": (8, 16, 32, 32),
             "local_blocks": (1, 1, 1, 1),
             "global_top_t": 0.05,
+            "global_padding_mode": "replicate",
         },
     },
 }
