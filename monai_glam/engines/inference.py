@@ -6,13 +6,23 @@ window), and :class:`~monai_glam.writers.PredictionWriter` writes scores, maps a
 geometry (the spatial preprocessing undone with MONAI's ``Invertd``), overlays and tables. A bad item is
 reported, listed in ``failures.json`` and skipped. An optional :class:`~monai_glam.metrics.EvaluationCollector`
 keeps what the evaluation needs in memory while the images stream past.
+
+By default (``InferenceSettings.pipelined``) the run is a three-stage pipeline in one process: while the main thread
+runs the forward pass of image ``i``, a reader thread reads and preprocesses image ``i + 1`` and a writer thread
+writes the outputs of the images before ``i`` (at most :data:`WRITE_QUEUE_SIZE` of them wait in its queue). Most of
+what the threads do (decoding, zlib, torch and numpy kernels) releases the GIL, so they fill the cores the forward
+pass leaves idle. The outputs are those of a serial run, file for file; the writer thread writes the images in
+datalist order, and a failure in it is recorded for its image.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +58,8 @@ if TYPE_CHECKING:
 __all__ = [
     "IMAGE_SUFFIXES",
     "MAP_STRIDE",
+    "STAGES",
+    "WRITE_QUEUE_SIZE",
     "InferenceSettings",
     "InferenceSummary",
     "aligned_overlap",
@@ -65,6 +77,10 @@ logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".dcm", ".dicom", ".nii", ".nii.gz")
 #: The stages :func:`run_inference` times per image (:attr:`InferenceSummary.timings`).
 STAGES = ("read", "preprocess", "forward", "write", "evaluate")
+#: Predicted images a pipelined :func:`run_inference` lets wait for the writer thread (besides the one it writes):
+#: enough to absorb an image that is slower to write than to predict, few enough to bound the memory (each holds
+#: its raw image, preprocessed image and maps, about 100 MB at 3328x2560).
+WRITE_QUEUE_SIZE = 2
 #: The map stride of GLAM's coarse outputs: sliding windows must start on multiples of it.
 MAP_STRIDE = 16
 
@@ -90,6 +106,8 @@ class InferenceSettings:
         dicom: for DICOM sources, also write DICOM results (segmentations and a secondary-capture overlay).
         precision: ``fp32`` or ``bf16`` (``auto`` already resolved for ``device``), see
             :mod:`monai_glam.utils.precision`.
+        pipelined: read and preprocess the next image on a thread, and write the outputs on another, while the
+            forward pass runs (same outputs as a serial run); ``False`` does everything in turn on one thread.
     """
 
     window: tuple[int, int] = PAPER_WINDOW_SIZE
@@ -107,6 +125,7 @@ class InferenceSettings:
     progress: bool = True
     dicom: bool = False
     precision: str = "fp32"
+    pipelined: bool = True
 
     def to_json(self) -> dict[str, Any]:
         """The settings as JSON values (for ``run.json``)."""
@@ -132,7 +151,9 @@ class InferenceSummary:
         output_dir: the run's folder.
         dicom_skipped: with DICOM results asked for, the sources that got none because they are not DICOM.
         timings: seconds spent per stage over this process's items (:data:`STAGES`: ``read`` the file,
-            ``preprocess``, ``forward``, ``write`` the outputs, ``evaluate``).
+            ``preprocess``, ``forward``, ``write`` the outputs, ``evaluate``), and ``wall``: the wall time of the
+            whole loop over the items. Each stage's figure is its busy time (the time its thread spent on it); in a
+            pipelined run the stages overlap, so they add up to more than ``wall``.
     """
 
     predictions: list[ImagePrediction]
@@ -370,6 +391,198 @@ def _first(pair: tuple[int, Any]) -> int:
     return pair[0]
 
 
+@dataclass
+class _Loaded:
+    """One item read and preprocessed, or the error that stopped it, with the seconds its steps took.
+
+    Attributes:
+        data: the preprocessed item (``None`` when a step failed).
+        stage: the step that failed (``read`` or ``preprocess``).
+        error: that step's error.
+        read: seconds spent reading (only when reading succeeded).
+        preprocess: seconds spent preprocessing (only when preprocessing succeeded).
+    """
+
+    data: dict[str, Any] | None = None
+    stage: str = "read"
+    error: BaseException | None = None
+    read: float = 0.0
+    preprocess: float = 0.0
+
+
+def _load_item(chain: Compose, item: Mapping[str, Any], lock: threading.Lock) -> _Loaded:
+    """Read (``LoadMammogramd``) and preprocess one item under ``lock`` (see :class:`OriginalGeometryInverter`)."""
+    loaded = _Loaded()
+    with lock:
+        try:
+            clock = time.perf_counter()
+            data = chain(dict(item), end=1)  # LoadMammogramd: reading and decoding
+            now = time.perf_counter()
+            loaded.read, clock = now - clock, now
+            loaded.stage = "preprocess"
+            data = chain(data, start=1)
+            loaded.preprocess = time.perf_counter() - clock
+        except ITEM_ERRORS as err:
+            loaded.error = err
+            return loaded
+    loaded.data = data
+    return loaded
+
+
+def _loaded_items(
+    indices: Sequence[int], load: Callable[[int], _Loaded], pipelined: bool, stop: StopRequest
+) -> Iterator[tuple[int, _Loaded]]:
+    """``(index, load(index))`` in order, until ``stop`` is requested (checked before each item).
+
+    Pipelined, the next item is loaded on a reader thread while the caller works on the current one; an item
+    loaded ahead when the caller stops (or leaves the loop) is dropped unrecorded, as if it had not been read.
+    """
+    if not pipelined:
+        for index in indices:
+            if stop.requested:
+                return
+            yield index, load(index)
+        return
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="monai-glam-read")
+    try:
+        upcoming: Future[_Loaded] | None = pool.submit(load, indices[0]) if indices else None
+        for position, index in enumerate(indices):
+            if stop.requested or upcoming is None:
+                return
+            current = upcoming
+            upcoming = pool.submit(load, indices[position + 1]) if position + 1 < len(indices) else None
+            yield index, current.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass
+class _WriteJob:
+    """A predicted item on its way to the writer: its datalist entry, preprocessed data and GLAM outputs."""
+
+    index: int
+    item: Mapping[str, Any]
+    data: dict[str, Any]
+    outputs: dict[str, torch.Tensor]
+
+
+class _ItemWriter:
+    """Writes one predicted item (maps, masks, overlays, then the evaluation record) and records its failure.
+
+    Only one thread calls it at a time, in datalist order, so :attr:`done`, the writer's predictions and the
+    collector keep the order of a serial run.
+    """
+
+    def __init__(
+        self,
+        writer: PredictionWriter,
+        inverter: OriginalGeometryInverter,
+        image_ids: Sequence[str],
+        failures: FailureLog,
+        timings: dict[str, float],
+        collector: EvaluationCollector | None,
+        needs_original: bool,
+    ) -> None:
+        self.writer = writer
+        self.inverter = inverter
+        self.image_ids = image_ids
+        self.failures = failures
+        self.timings = timings
+        self.collector = collector
+        self.needs_original = needs_original
+        #: indices of the items whose outputs were written, in order.
+        self.done: list[int] = []
+
+    def __call__(self, job: _WriteJob) -> None:
+        stage = "write"
+        try:
+            clock = time.perf_counter()
+            saliency = job.outputs[GLAMKeys.SALIENCY].float()
+            # The writer and an original-frame evaluation both need the map on the raw image: invert it once.
+            original = self.inverter(saliency, job.data[BatchKeys.IMAGE]) if self.needs_original else None
+            prediction = self.writer.write(
+                self.image_ids[job.index],
+                job.item,
+                job.data,
+                job.outputs,
+                original_saliency=original,
+                raw_image=job.data.pop(BatchKeys.RAW_IMAGE, None),  # out of ``data``: freed once written
+            )
+            self.done.append(job.index)
+            clock = _lap(self.timings, "write", clock)
+            if self.collector is not None:
+                stage = "evaluate"
+                record_inference(self.collector, prediction, job.item, job.data, saliency, original)
+                _lap(self.timings, "evaluate", clock)
+        except ITEM_ERRORS as err:
+            self.failures.add(job.index, job.item.get(BatchKeys.IMAGE, "?"), stage, err)
+
+
+class _InlineWrites:
+    """Writes each job at once, on the calling thread (a serial run)."""
+
+    def __init__(self, write: Callable[[_WriteJob], None]) -> None:
+        self._write = write
+
+    def put(self, job: _WriteJob) -> None:
+        self._write(job)
+
+    def close(self, abort: bool = False) -> None:
+        """Nothing is pending."""
+
+
+class _BackgroundWrites:
+    """Writes the jobs on a writer thread, in the order they are put, through a queue of ``size`` jobs.
+
+    :meth:`put` blocks while the queue is full, which holds the forward pass back to the writer's pace. An error
+    that is not an item's (:data:`~monai_glam.writers.ITEM_ERRORS` are recorded by the job itself) stops the
+    writing; :meth:`put` and :meth:`close` raise it on the calling thread.
+    """
+
+    def __init__(self, write: Callable[[_WriteJob], None], size: int = WRITE_QUEUE_SIZE) -> None:
+        self._write = write
+        self._queue: queue.Queue[_WriteJob | None] = queue.Queue(maxsize=max(1, int(size)))
+        self._abort = threading.Event()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="monai-glam-write", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            if self.error is not None or self._abort.is_set():
+                continue  # the run is failing or stopping at once: drop the job (keep draining, so put never hangs)
+            try:
+                self._write(job)
+            except BaseException as err:  # handed to the main thread, which raises it
+                self.error = err
+
+    def _raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def put(self, job: _WriteJob) -> None:
+        """Queue ``job`` (blocks while the queue is full); raises the writer thread's error, if any."""
+        self._raise_error()
+        self._queue.put(job)
+
+    def close(self, abort: bool = False) -> None:
+        """Wait until the queued jobs are written (``abort``: only the one being written) and end the thread.
+
+        Raises:
+            BaseException: the error that stopped the writer thread (not with ``abort``, which is for a caller
+                already leaving with an error of its own).
+        """
+        if abort:
+            self._abort.set()
+        self._queue.put(None)
+        self._thread.join()
+        if not abort:
+            self._raise_error()
+
+
 def _predict_items(
     items: Sequence[Mapping[str, Any]],
     model: GLAM,
@@ -380,15 +593,22 @@ def _predict_items(
     collector: EvaluationCollector | None,
     stop: StopRequest,
 ) -> InferenceSummary:
-    """The loop of :func:`run_inference` over the items, writing into ``output_dir``; stops early on ``stop``."""
+    """The loop of :func:`run_inference` over the items, writing into ``output_dir``; stops early on ``stop``.
+
+    With ``settings.pipelined`` the reading and preprocessing of the next item and the writing of the previous
+    ones run on threads while the forward pass runs (see the module docstring); on ``stop`` the item loaded
+    ahead is dropped and the items already predicted are written before the tables.
+    """
     from tqdm import tqdm
 
+    started = time.perf_counter()
     mask_keys = mask_keys_for(class_names)
     chain = build_inference_transforms(
         settings.window, settings.erosion_iterations, settings.buffer, settings.sliding_window, mask_keys
     )
+    chain_lock = threading.Lock()  # the chain runs forward on the reader thread and backward on the writer thread
     inferer = build_inferer(settings)
-    inverter = OriginalGeometryInverter(chain)
+    inverter = OriginalGeometryInverter(chain, lock=chain_lock)
     writer = PredictionWriter(
         output_dir,
         inverter,
@@ -406,53 +626,44 @@ def _predict_items(
     image_ids = [writer.new_image_id(item.get(BatchKeys.IMAGE, "?")) for item in items]
     rank, world = rank_and_world_size()
     shard = range(rank, len(items), world)  # every item on exactly one rank
-    done: list[int] = []
+    needs_original = bool(settings.formats) or (collector is not None and collector.frame == "original")
+    write = _ItemWriter(writer, inverter, image_ids, failures, timings, collector, needs_original)
+    writes = _BackgroundWrites(write) if settings.pipelined else _InlineWrites(write)
+    loaded_items = _loaded_items(shard, lambda i: _load_item(chain, items[i], chain_lock), settings.pipelined, stop)
     progress = settings.progress and rank == 0
-    for index in tqdm(shard, desc="infer", unit="image", disable=not progress):
-        if stop.requested:
-            break
-        item = items[index]
-        source = item.get(BatchKeys.IMAGE, "?")
-        stage = "read"
-        try:
-            clock = time.perf_counter()
-            data = chain(dict(item), end=1)  # LoadMammogramd: reading and decoding
-            clock = _lap(timings, "read", clock)
-            stage = "preprocess"
-            data = chain(data, start=1)
-            clock = _lap(timings, "preprocess", clock)
-            stage = "inference"
-            with torch.inference_mode():
-                batch = data[BatchKeys.IMAGE].as_tensor()[None].to(settings.device)
-                outputs = _per_image(inferer(batch, model))
-            clock = _lap(timings, "forward", clock)
-            stage = "write"
-            saliency = outputs[GLAMKeys.SALIENCY].float()
-            # The writer and an original-frame evaluation both need the map on the raw image: invert it once.
-            needs_original = bool(settings.formats) or (collector is not None and collector.frame == "original")
-            original = inverter(saliency, data[BatchKeys.IMAGE]) if needs_original else None
-            prediction = writer.write(
-                image_ids[index],
-                item,
-                data,
-                outputs,
-                original_saliency=original,
-                raw_image=data.pop(BatchKeys.RAW_IMAGE, None),  # out of ``data``: freed once written
-            )
-            done.append(index)
-            clock = _lap(timings, "write", clock)
-            if collector is not None:
-                stage = "evaluate"
-                record_inference(collector, prediction, item, data, saliency, original)
-                _lap(timings, "evaluate", clock)
-        except ITEM_ERRORS as err:
-            failures.add(index, source, stage, err)
+    try:
+        for index, loaded in tqdm(loaded_items, total=len(shard), desc="infer", unit="image", disable=not progress):
+            item = items[index]
+            timings["read"] += loaded.read
+            timings["preprocess"] += loaded.preprocess
+            if loaded.data is None:
+                failures.add(index, item.get(BatchKeys.IMAGE, "?"), loaded.stage, loaded.error)
+                continue
+            try:
+                clock = time.perf_counter()
+                with torch.inference_mode():
+                    batch = loaded.data[BatchKeys.IMAGE].as_tensor()[None].to(settings.device)
+                    outputs = _per_image(inferer(batch, model))
+                _lap(timings, "forward", clock)
+            except ITEM_ERRORS as err:
+                failures.add(index, item.get(BatchKeys.IMAGE, "?"), "inference", err)
+                continue
+            writes.put(_WriteJob(index, item, loaded.data, outputs))
+    except BaseException:
+        writes.close(abort=True)
+        raise
+    finally:
+        loaded_items.close()  # a reader thread still loading ahead finishes and is dropped
+    writes.close()  # the images already predicted are written, also after a stop request
+    # Failures come from three threads; a serial run lists them in datalist order.
+    failures.failures.sort(key=lambda failure: failure.index)
+    timings["wall"] = time.perf_counter() - started
     info = {**dict(run_info or {}), **settings.to_json(), "num_items": len(items)}
     if stop.signum is not None:
         info["interrupted"] = signal_name(stop.signum)
     if world > 1:
         # Rank 0 writes the tables of the whole run once every rank is done; the maps are already written.
-        writer.predictions, failures.failures, writer.dicom_skipped = _gather_shards(writer, failures, done)
+        writer.predictions, failures.failures, writer.dicom_skipped = _gather_shards(writer, failures, write.done)
         info["num_processes"] = world
         paths = writer.finalize(failures, info) if rank == 0 else writer.table_paths()
         torch.distributed.barrier()  # no rank reports (or leaves) before the tables exist
@@ -479,12 +690,14 @@ def inference_settings(
     num_classes: int = len(CLASS_NAMES),
     dicom: bool = False,
     precision: str = "fp32",
+    pipelined: bool = True,
 ) -> InferenceSettings:
     """Check the options and combine them with a model config's preprocessing and thresholds.
 
     Each of ``window``, ``erosion_iterations``, ``buffer`` and ``thresholds`` is taken, in order, from the
     argument, the model config, then the default (the paper window, crop parameters scaled to its height,
-    0.5 per class).
+    0.5 per class). ``pipelined`` overlaps reading, preprocessing and writing with the forward pass on threads
+    (:attr:`InferenceSettings.pipelined`); the outputs do not depend on it.
 
     Raises:
         ValueError: a bad window, crop parameter, threshold, overlap, batch size, overlay size, device or precision
@@ -529,6 +742,7 @@ def inference_settings(
         progress=bool(progress),
         dicom=bool(dicom),
         precision=resolve_precision(precision, resolved_device),
+        pipelined=bool(pipelined),
     )
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import torch
 from monai.data import MetaTensor
 from monai.transforms import Invertd, InvertibleTransform
@@ -21,6 +24,10 @@ class OriginalGeometryInverter:
     Args:
         transform: the preprocessing chain the image went through (e.g. ``nyu_preprocessing_transforms(...)``).
         orig_key: the image key of that chain.
+        lock: held while inverting. MONAI's ``Invertd`` switches ``allow_missing_keys`` on every transform of
+            ``transform`` for the duration of the inversion, so a thread that runs the same chain forward at that
+            moment (a pipelined :func:`~monai_glam.engines.run_inference` preprocessing the next image) must hold
+            the same lock. ``None``: no locking (one thread uses the chain).
 
     Example::
 
@@ -29,10 +36,13 @@ class OriginalGeometryInverter:
         >>> raw_map = OriginalGeometryInverter(chain)(saliency, item["image"])   # (C, H_raw, W_raw)
     """
 
-    def __init__(self, transform: InvertibleTransform, orig_key: str = "image") -> None:
+    def __init__(
+        self, transform: InvertibleTransform, orig_key: str = "image", lock: threading.Lock | None = None
+    ) -> None:
         if not isinstance(transform, InvertibleTransform):
             raise ValueError(f"transform must be an InvertibleTransform (e.g. a Compose), got {type(transform)!r}")
         self.orig_key = orig_key
+        self.lock = lock
         self._inverters = {
             nearest: Invertd(_PRED_KEY, transform, orig_keys=orig_key, nearest_interp=nearest)
             for nearest in (False, True)
@@ -62,6 +72,7 @@ class OriginalGeometryInverter:
             )
         # Invertd only replays the reference's operations on a MetaTensor prediction.
         tensor = MetaTensor((data.as_tensor() if isinstance(data, MetaTensor) else data).detach().cpu())
-        result = self._inverters[bool(nearest)]({_PRED_KEY: tensor, self.orig_key: reference})
+        with self.lock if self.lock is not None else contextlib.nullcontext():
+            result = self._inverters[bool(nearest)]({_PRED_KEY: tensor, self.orig_key: reference})
         out = result[_PRED_KEY]
         return out.as_tensor() if isinstance(out, MetaTensor) else torch.as_tensor(out)

@@ -4,33 +4,66 @@ One file per class and format: ``<folder>/<image_id>_<class>.nii.gz`` and ``.png
 NIfTI and 16-bit PNG (``round(65535 * value)`` for values in [0, 1]); masks are uint8 NIfTI (0/1) and 8-bit PNG
 (0/255, the datalist's mask convention). NIfTI array axis 0 is the image row, as ``load_mammogram`` and MONAI's
 ``NibabelReader`` read it, and the voxel size is the image's (row, col) spacing in mm.
+
+Compression (:data:`NIFTI_GZIP_LEVEL`, :data:`PNG_MAP_STRATEGY`): float NIfTI is gzip level 6 (lower levels make
+the saliency maps 2.5x larger); integer NIfTI (masks) and the PNG maps and masks use zlib's run-length strategy
+(``Z_RLE``), which on these maps is 2-3x faster than the default at a similar size (16-bit saliency PNGs slightly
+smaller, masks about 8 % larger). The gzip header carries no time stamp, so the same map gives the same file.
 """
 
 from __future__ import annotations
 
-import gzip
 import os
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from monai.utils import convert_to_numpy
+from PIL import Image
 
-from monai_glam.data.image_writer import write_png
 from monai_glam.utils.atomic import atomic_output_path
 from monai_glam.utils.enums import CLASS_NAMES
 
-__all__ = ["MAP_FORMATS", "map_from_uint16", "map_to_uint16", "write_class_maps", "write_nifti"]
+__all__ = [
+    "MAP_FORMATS",
+    "NIFTI_GZIP_LEVEL",
+    "PNG_MAP_STRATEGY",
+    "map_from_uint16",
+    "map_to_uint16",
+    "write_class_maps",
+    "write_nifti",
+]
 
 #: Formats :func:`write_class_maps` knows, with their file suffixes.
 MAP_FORMATS: dict[str, str] = {"nifti": ".nii.gz", "png": ".png"}
+#: gzip level of float ``.nii.gz`` files (integer ones use the run-length strategy, where the level does not matter).
+NIFTI_GZIP_LEVEL = 6
+#: zlib strategy of the PNG maps and masks: run-length encoding of the filtered rows.
+PNG_MAP_STRATEGY = zlib.Z_RLE
+
+
+def _gzip(payload: bytes, run_length: bool) -> bytes:
+    """``payload`` as a gzip stream (no time stamp in the header); ``run_length``: zlib's ``Z_RLE`` strategy."""
+    strategy = zlib.Z_RLE if run_length else zlib.Z_DEFAULT_STRATEGY
+    compressor = zlib.compressobj(NIFTI_GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS, 8, strategy)
+    return compressor.compress(payload) + compressor.flush()
+
+
+def _write_map_png(path: Path, pixels: np.ndarray) -> None:
+    """A 2-D uint8 (8-bit) or uint16 (16-bit) grayscale PNG, run-length compressed, written atomically."""
+    with atomic_output_path(path) as temp_path:
+        Image.fromarray(np.ascontiguousarray(pixels)).save(temp_path, format="PNG", compress_type=PNG_MAP_STRATEGY)
 
 
 def write_nifti(
     path: str | os.PathLike[str], array: np.ndarray | torch.Tensor, spacing: Sequence[float] = (1.0, 1.0)
 ) -> Path:
     """Write a 2-D ``(H, W)`` array as a (gzip-compressed when the name ends in ``.gz``) NIfTI-1 file.
+
+    Float arrays are compressed at :data:`NIFTI_GZIP_LEVEL`, integer arrays (masks) with zlib's run-length
+    strategy; the gzip header has no time stamp.
 
     Args:
         path: ``.nii`` or ``.nii.gz`` file.
@@ -53,7 +86,7 @@ def write_nifti(
     image.header.set_zooms((float(spacing[0]), float(spacing[1])))
     payload = image.to_bytes()  # serialized in memory: nibabel picks the format from the name, a temp name has none
     if target.name.endswith(".gz"):
-        payload = gzip.compress(payload, compresslevel=6)
+        payload = _gzip(payload, run_length=not np.issubdtype(values.dtype, np.floating))
     with atomic_output_path(target) as temp_path:
         temp_path.write_bytes(payload)
     return target
@@ -61,8 +94,11 @@ def write_nifti(
 
 def map_to_uint16(saliency: np.ndarray | torch.Tensor) -> np.ndarray:
     """Saliency values in [0, 1] as uint16 ``round(65535 * value)`` (values outside are clipped)."""
-    values = np.asarray(convert_to_numpy(saliency))
-    return np.rint(np.clip(values.astype(np.float64), 0.0, 1.0) * 65535.0).astype(np.uint16)
+    # float64 (exact for every float32 value times 65535), one buffer updated in place.
+    values = np.array(convert_to_numpy(saliency), dtype=np.float64)
+    np.clip(values, 0.0, 1.0, out=values)
+    np.multiply(values, 65535.0, out=values)
+    return np.rint(values, out=values).astype(np.uint16)
 
 
 def map_from_uint16(values: np.ndarray) -> np.ndarray:
@@ -114,10 +150,10 @@ def write_class_maps(
                 if file_format == "nifti":
                     write_nifti(path, binary, spacing)
                 else:
-                    write_png(path, binary * np.uint8(255))
+                    _write_map_png(path, binary * np.uint8(255))
             elif file_format == "nifti":
                 write_nifti(path, channel.astype(np.float32), spacing)
             else:
-                write_png(path, map_to_uint16(channel))
+                _write_map_png(path, map_to_uint16(channel))
             written.append(path)
     return written

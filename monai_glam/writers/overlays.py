@@ -29,6 +29,7 @@ __all__ = [
     "COMBINED_COLOURS",
     "DISPLAY_PERCENTILES",
     "OVERLAY_LAYOUTS",
+    "OVERLAY_PNG_LEVEL",
     "OverlayInputs",
     "box_outline_map",
     "display_window",
@@ -48,6 +49,8 @@ COMBINED_COLOURS: tuple[tuple[float, float, float], ...] = ((0.1, 0.9, 0.2), (1.
 BOX_COLOUR: tuple[float, float, float] = (1.0, 0.85, 0.0)
 #: Display window of the grey image: these percentiles of the breast pixels map to black and white.
 DISPLAY_PERCENTILES: tuple[float, float] = (0.5, 99.5)
+#: zlib level of the overlay PNGs (:func:`write_rgb_png`).
+OVERLAY_PNG_LEVEL = 3
 # The display window is estimated on at most this many pixels (a regular subsample of a large image).
 _MAX_WINDOW_SAMPLES = 1 << 20
 
@@ -60,13 +63,17 @@ def panel_to_uint8(panel: torch.Tensor) -> np.ndarray:
 
 
 def write_rgb_png(path: str | os.PathLike[str], rgb: np.ndarray) -> Path:
-    """Save an ``(h, w, 3)`` uint8 array as an RGB PNG through a temporary file and ``os.replace``."""
+    """Save an ``(h, w, 3)`` uint8 array as an RGB PNG through a temporary file and ``os.replace``.
+
+    zlib level :data:`OVERLAY_PNG_LEVEL` (3): on the overlays about 6 % larger than the default level 6 and about
+    three times faster to write.
+    """
     array = np.asarray(rgb)
     if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
         raise ValueError(f"rgb must be an (h, w, 3) uint8 array, got {array.dtype} {array.shape}")
     target = Path(path)
     with atomic_output_path(target) as temp_path:
-        Image.fromarray(array).save(temp_path, format="PNG")
+        Image.fromarray(array).save(temp_path, format="PNG", compress_level=OVERLAY_PNG_LEVEL)
     return target
 
 
@@ -167,12 +174,46 @@ def _resize(maps: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tenso
     return F.interpolate(maps[None], size=size, mode="bilinear", align_corners=False)[0]
 
 
+def _bins(length: int, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Start and (exclusive) end of each of ``bins`` output pixels over ``length`` input pixels, as PyTorch's
+    adaptive pooling (``F.interpolate(..., mode="area")``) takes them: ``floor(i * n / m)``, ``ceil((i + 1) * n / m)``.
+    """
+    index = torch.arange(bins)
+    return index * length // bins, ((index + 1) * length + bins - 1) // bins
+
+
+def _any_along(inside: torch.Tensor, dim: int, starts: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
+    """Whether any pixel of each bin ``[starts[i], ends[i])`` of ``inside`` along ``dim`` (0 or 1) is set."""
+    counts = torch.cumsum(inside, dim=dim, dtype=torch.int32)
+    counts = F.pad(counts, (1, 0) if dim == 1 else (0, 0, 1, 0))  # counts[j] = set pixels before j
+    return counts.index_select(dim, ends) > counts.index_select(dim, starts)
+
+
 def _binary_at(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``(K, H, W)`` non-zero masks at display ``size``: a display pixel is set when any pixel it covers is."""
-    inside = maps != 0
+    """``(K, H, W)`` non-zero masks at display ``size``: a display pixel is set when any pixel it covers is.
+
+    The same pixels as ``F.interpolate(inside.float()[None], size, mode="area")[0] > 0``, computed only over the
+    bins that meet a set pixel's bounding box (a lesion or a patch box covers a small part of the image).
+    """
+    inside = maps if maps.dtype == torch.bool else maps != 0  # (``!= 0`` on bool is several times slower)
     if tuple(inside.shape[1:]) == size:
         return inside
-    return F.interpolate(inside.float()[None], size=size, mode="area")[0] > 0
+    out = torch.zeros(inside.shape[0], *size, dtype=torch.bool)
+    row_starts, row_ends = _bins(inside.shape[1], size[0])
+    col_starts, col_ends = _bins(inside.shape[2], size[1])
+    for channel, target in zip(inside, out, strict=True):
+        region = _bounds(channel, 0)
+        if region is None:
+            continue
+        rows = torch.nonzero((row_starts < region[0].stop) & (row_ends > region[0].start)).reshape(-1)
+        cols = torch.nonzero((col_starts < region[1].stop) & (col_ends > region[1].start)).reshape(-1)
+        r0, r1 = int(row_starts[rows[0]]), int(row_ends[rows[-1]])
+        c0, c1 = int(col_starts[cols[0]]), int(col_ends[cols[-1]])
+        crop = channel[r0:r1, c0:c1]
+        hit = _any_along(crop, 0, row_starts[rows] - r0, row_ends[rows] - r0)
+        hit = _any_along(hit, 1, col_starts[cols] - c0, col_ends[cols] - c0)
+        target[int(rows[0]) : int(rows[-1]) + 1, int(cols[0]) : int(cols[-1]) + 1] = hit
+    return out
 
 
 def _bounds(mask: torch.Tensor, margin: int) -> tuple[slice, slice] | None:

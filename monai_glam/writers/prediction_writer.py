@@ -250,7 +250,8 @@ class PredictionWriter:
         self.release_original()
         image = data[self.image_key]
         saliency = outputs[GLAMKeys.SALIENCY].detach().float().cpu()
-        mask = threshold_saliency(saliency, self.thresholds, channel_dim=0)
+        # uint8 0/1: a quarter of the float masks' bytes to map back; every consumer reads ``mask > 0``.
+        mask = threshold_saliency(saliency, self.thresholds, channel_dim=0, dtype=torch.uint8)
         spacing = tuple(image.meta.get(SPACING) or (1.0, 1.0)) if isinstance(image, MetaTensor) else (1.0, 1.0)
         truth = self._ground_truth(data)
         boxes = outputs.get(GLAMKeys.PATCH_BOXES)
@@ -343,12 +344,13 @@ class PredictionWriter:
             raise ValueError(
                 f"the raw image {tuple(raw.shape)} and the saliency mapped back onto it {shape} differ in size"
             )
-        network_maps = [] if truth is None else [truth]
+        # Mapped back as uint8 0/1 (nearest neighbour picks values, so thresholding first changes nothing).
+        network_maps = [] if truth is None else [(truth > 0.5).to(torch.uint8)]
         if boxes is not None:
-            network_maps.append(box_outline_map(boxes, image.shape[-2:]).float()[None])
+            network_maps.append(box_outline_map(boxes, image.shape[-2:]).to(torch.uint8)[None])
         masks = box_map = None
         if network_maps:
-            mapped = self.inverter(torch.cat(network_maps), image, nearest=True) > 0.5
+            mapped = self.inverter(torch.cat(network_maps), image, nearest=True) > 0
             masks = None if truth is None else mapped[: truth.shape[0]]
             box_map = None if boxes is None else mapped[-1]
         return OverlayInputs(raw, original, box_map, masks, image_id, window_only)
