@@ -88,6 +88,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--global-padding-mode", default=None, choices=("zeros", "replicate", "reflect"), help="default: the preset's"
     )
+    parser.add_argument("--patch-selection", default=None, choices=("summed", "per_class"), help="default: summed")
     parser.add_argument("--scale-weights", type=float, nargs=3, default=None, help="weights of A1..A3 in S_g")
     parser.add_argument("--sparsity-global", type=float, default=0.05, help="β_g (default 0.05)")
     parser.add_argument("--sparsity-local", type=float, default=0.05, help="β_l (default 0.05)")
@@ -114,6 +115,7 @@ def train_glam(args: argparse.Namespace, datalist: Path, runs: Path) -> tuple[Pa
             ("local_top_k", args.local_top_k),
             ("global_padding_mode", args.global_padding_mode),
             ("scale_weights", tuple(args.scale_weights) if args.scale_weights else None),
+            ("patch_selection", args.patch_selection),
         )
         if value is not None
     }

@@ -71,6 +71,19 @@ def test_region_proposal_second_pick_avoids_first_window():
     assert second[:2] == [0, 0]
 
 
+def test_region_proposal_per_class_gives_each_class_a_window():
+    """``summed`` sends both windows where the classes' sum is high; ``per_class`` picks window k on class k."""
+    saliency = torch.zeros(1, 2, 16, 10)
+    saliency[0, 0, 2, 2] = 1.0  # the benign peak
+    saliency[0, 1, 12, 7] = 1.0  # the malignant peak ...
+    saliency[0, 0, 12, 7] = 0.9  # ... where the benign map is high too: the summed map's maximum
+    summed = RegionProposal(num_patches=2, patch_size=64)(saliency, [256, 160])[0].tolist()
+    per_class = RegionProposal(num_patches=2, patch_size=64, selection="per_class")(saliency, [256, 160])[0].tolist()
+    assert summed[0][:2] == [144, 64]  # the window around (12, 7) first
+    assert per_class[0][:2] == [0, 0] and per_class[1][:2] == [144, 64]  # benign window first, then malignant
+    assert "selection='per_class'" in repr(RegionProposal(2, 64, "per_class"))
+
+
 def test_region_proposal_is_batched():
     a = _map_with_peaks([(10, 6, 1.0)])
     b = _map_with_peaks([(3, 2, 1.0)])
@@ -81,7 +94,12 @@ def test_region_proposal_is_batched():
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"num_patches": 0}, "num_patches"), ({"patch_size": 0}, "patch_size"), ({"patch_size": (1, 2, 3)}, "patch_size")],
+    [
+        ({"num_patches": 0}, "num_patches"),
+        ({"patch_size": 0}, "patch_size"),
+        ({"patch_size": (1, 2, 3)}, "patch_size"),
+        ({"selection": "max"}, "selection"),
+    ],
 )
 def test_region_proposal_rejects_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -77,6 +77,7 @@ def test_published_configuration_sizes():
         ({"num_classes": 0}, "num_classes"),
         ({"in_channels": 2}, "local_in_channels"),
         ({"global_padding_mode": "circular"}, "padding_mode"),
+        ({"patch_selection": "max"}, "selection"),
     ],
 )
 def test_constructor_rejects_bad_arguments(kwargs, match):

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["RegionProposal", "rescale_index"]
+__all__ = ["PATCH_SELECTIONS", "RegionProposal", "rescale_index"]
 
 
 def rescale_index(index: torch.Tensor, src_size: int, dst_size: int) -> torch.Tensor:
@@ -23,6 +23,10 @@ def rescale_index(index: torch.Tensor, src_size: int, dst_size: int) -> torch.Te
     return quotient + round_up.to(quotient.dtype)
 
 
+#: How :class:`RegionProposal` scores windows: ``summed`` (published) or ``per_class``.
+PATCH_SELECTIONS: tuple[str, ...] = ("summed", "per_class")
+
+
 class RegionProposal(nn.Module):
     """Pick ``num_patches`` windows of a saliency map greedily, without parameters.
 
@@ -35,17 +39,26 @@ class RegionProposal(nn.Module):
     Selection is not differentiable; call it on a detached map. The loop runs over the greedy steps only
     (each step depends on the previous one) and is batched over images.
 
+    ``selection="per_class"`` (not in the published model) scores pick ``k`` on class ``k mod C``'s normalised map
+    alone instead of the sum, so with ``K = C`` every class gets its own window: with the sum, the window goes
+    to whichever class's map is sharper, and the local module then rarely sees the other class's lesions.
+
     Args:
         num_patches: windows to select per image, ``K``.
         patch_size: window size ``(height, width)`` in image pixels (an int means a square).
+        selection: ``"summed"`` (published) or ``"per_class"``.
 
     ``forward(saliency, image_size)``: ``saliency`` is ``(N, C, h, w)``, ``image_size`` the input's
     ``(H, W)``; returns ``(N, K, 4)`` int64 boxes ``(row0, col0, row1, col1)`` in image pixels (``row1``,
     ``col1`` exclusive) in selection order.
     """
 
-    def __init__(self, num_patches: int = 1, patch_size: int | Sequence[int] = 512) -> None:
+    def __init__(self, num_patches: int = 1, patch_size: int | Sequence[int] = 512, selection: str = "summed") -> None:
         super().__init__()
+        if selection not in PATCH_SELECTIONS:
+            raise ValueError(f"selection must be one of {list(PATCH_SELECTIONS)}, got {selection!r}.")
+        self.per_class = selection == "per_class"
+        self.selection = selection
         if int(num_patches) < 1:
             raise ValueError(f"num_patches must be positive, got {num_patches!r}.")
         size = (int(patch_size), int(patch_size)) if isinstance(patch_size, int) else tuple(int(s) for s in patch_size)
@@ -77,13 +90,16 @@ class RegionProposal(nn.Module):
         span = flat.amax(dim=-1, keepdim=True) - low
         # A flat channel carries no location information: it contributes zeros instead of 0/0.
         normalised = torch.where(span > 0, (flat - low) / torch.where(span > 0, span, torch.ones_like(span)), 0.0)
-        score = normalised.sum(dim=1).reshape(n, 1, h, w)
+        # One score map (published: the sum of the classes) or one per class (``per_class``).
+        score = normalised.reshape(n, -1, h, w) if self.per_class else normalised.sum(dim=1).reshape(n, 1, h, w)
+        channels = score.shape[1]
         pooled_w = w - win_w + 1
         rows_grid = torch.arange(h, device=saliency.device).reshape(1, h, 1)
         cols_grid = torch.arange(w, device=saliency.device).reshape(1, 1, w)
         corners: list[torch.Tensor] = []
-        for _ in range(self.num_patches):
-            pooled = F.avg_pool2d(score, kernel_size=(win_h, win_w), stride=1)
+        for step in range(self.num_patches):
+            channel = step % channels
+            pooled = F.avg_pool2d(score[:, channel : channel + 1], kernel_size=(win_h, win_w), stride=1)
             index = pooled.flatten(1).argmax(dim=1)
             row = torch.div(index, pooled_w, rounding_mode="floor")
             col = index - row * pooled_w
@@ -101,4 +117,4 @@ class RegionProposal(nn.Module):
         return torch.stack([top, left, top + self.patch_size[0], left + self.patch_size[1]], dim=-1)
 
     def extra_repr(self) -> str:
-        return f"num_patches={self.num_patches}, patch_size={self.patch_size}"
+        return f"num_patches={self.num_patches}, patch_size={self.patch_size}, selection={self.selection!r}"

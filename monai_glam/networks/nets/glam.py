@@ -58,6 +58,8 @@ class GLAM(nn.Module):
         global_padding_mode: padding of the global backbone's convolutions: ``"zeros"`` (published, needed for the
             published weights to give the published outputs) or ``"replicate"`` (the ``small`` and ``tiny``
             presets: no artificial frame for the maps to fire on; see :class:`GlobalNetwork`).
+        patch_selection: ``"summed"`` (published: windows picked on the sum of the normalised class maps) or
+            ``"per_class"`` (pick ``k`` on class ``k mod C``'s map; see :class:`RegionProposal`).
 
     ``forward(x)`` takes ``(N, in_channels, H, W)`` and returns a dict keyed by :class:`GLAMKeys`:
     ``prob_global``/``prob_local`` ``(N, C)``; ``saliency_global`` and ``saliency_a1..a3``
@@ -90,6 +92,7 @@ class GLAM(nn.Module):
         saliency_in_training: bool = True,
         gradient_checkpointing: bool = False,
         global_padding_mode: str = "zeros",
+        patch_selection: str = "summed",
     ) -> None:
         super().__init__()
         if in_channels < 1:
@@ -106,7 +109,7 @@ class GLAM(nn.Module):
             scale_weights=scale_weights,
             padding_mode=global_padding_mode,
         )
-        self.region_proposal = RegionProposal(num_patches=num_patches, patch_size=patch_size)
+        self.region_proposal = RegionProposal(num_patches=num_patches, patch_size=patch_size, selection=patch_selection)
         self.local_network = LocalNetwork(
             in_channels=local_in_channels,
             num_classes=num_classes,
