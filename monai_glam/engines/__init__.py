@@ -22,6 +22,13 @@ from monai_glam.engines.inference import (
     load_inference_model,
     run_inference,
 )
+from monai_glam.engines.localization import (
+    GLAM_MAP_METHODS,
+    LocalizationPredictor,
+    collect_localization,
+    compare_glam_maps,
+    glam_localization_predictor,
+)
 from monai_glam.engines.stages import GLAMStageNetwork, TrainingStage, loss_for_stage
 from monai_glam.engines.training import (
     TRAINING_CONFIG_FILE,
@@ -53,6 +60,7 @@ from monai_glam.engines.workflows import (
 
 __all__ = [
     "BEST_CHECKPOINT",
+    "GLAM_MAP_METHODS",
     "IMAGE_SUFFIXES",
     "KEY_METRIC",
     "LAST_CHECKPOINT",
@@ -63,6 +71,7 @@ __all__ = [
     "GLAMTrainingRun",
     "InferenceSettings",
     "InferenceSummary",
+    "LocalizationPredictor",
     "ScoreSelector",
     "TrainingStage",
     "aligned_overlap",
@@ -73,7 +82,9 @@ __all__ = [
     "build_inference_transforms",
     "build_inferer",
     "collect_images",
+    "collect_localization",
     "collect_predictions_folder",
+    "compare_glam_maps",
     "create_additional_metrics",
     "create_glam_training",
     "create_key_metric",
@@ -82,6 +93,7 @@ __all__ = [
     "create_validation_handlers",
     "evaluate_datalist",
     "evaluate_predictions",
+    "glam_localization_predictor",
     "inference_settings",
     "load_inference_model",
     "load_initial_weights",

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from monai_glam.networks.blocks.patch_ops import crop_patches, paste_patch_maps
 from monai_glam.networks.blocks.pooling import TopTPooling, top_t_count
-from monai_glam.networks.blocks.region_proposal import RegionProposal, rescale_index
-from monai_glam.networks.blocks.resnet_blocks import BasicBlock, ConvBatchNorm, PreActBasicBlock
+from monai_glam.networks.blocks.region_proposal import PATCH_SELECTIONS, RegionProposal, rescale_index
+from monai_glam.networks.blocks.resnet_blocks import (
+    PADDING_MODES,
+    BasicBlock,
+    ConvBatchNorm,
+    PreActBasicBlock,
+    check_padding_mode,
+)
 
 __all__ = [
+    "PADDING_MODES",
+    "PATCH_SELECTIONS",
     "BasicBlock",
     "ConvBatchNorm",
     "PreActBasicBlock",
     "RegionProposal",
     "TopTPooling",
+    "check_padding_mode",
     "crop_patches",
     "paste_patch_maps",
     "rescale_index",
