@@ -47,6 +47,7 @@ from monai_glam.metrics import (
     LocalizationSplit,
     compare_localization,
     froc_peak_settings,
+    json_safe,
     localization_markdown,
     roc_auc,
 )
@@ -330,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     }
     table = localization_markdown(comparison, labels=METHOD_LABELS)
     atomic_write_text(out / "table.md", table)
-    atomic_write_text(out / "results.json", json.dumps(comparison, indent=2, default=float) + "\n")
+    atomic_write_text(out / "results.json", json.dumps(json_safe(comparison), indent=2) + "\n")
     thresholds = {m: comparison["methods"][m]["thresholds"] for m in order}
     write_figure(out / "figure.png", read_datalist(datalist, "test"), splits["test"], thresholds, args.figure_images)
     print(table)

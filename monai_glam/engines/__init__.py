@@ -6,6 +6,7 @@ from monai_glam.engines.evaluation import (
     collect_predictions_folder,
     evaluate_datalist,
     evaluate_predictions,
+    read_item_masks,
     read_saliency_maps,
     record_inference,
 )
@@ -100,6 +101,7 @@ __all__ = [
     "loss_for_stage",
     "previous_stage_checkpoint",
     "publish_checkpoint",
+    "read_item_masks",
     "read_saliency_maps",
     "record_inference",
     "run_inference",

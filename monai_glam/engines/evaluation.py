@@ -37,6 +37,7 @@ __all__ = [
     "collect_predictions_folder",
     "evaluate_datalist",
     "evaluate_predictions",
+    "read_item_masks",
     "read_saliency_maps",
     "record_inference",
 ]
@@ -44,6 +45,11 @@ __all__ = [
 
 def _read_mask(path: str) -> np.ndarray:
     return np.asarray(read_image_array(path)[0])
+
+
+def read_item_masks(item: Mapping[str, Any], mask_keys: Sequence[str]) -> list[np.ndarray | None]:
+    """The raw ``(H, W)`` masks a datalist item names under ``mask_keys``, ``None`` where it names none."""
+    return [_read_mask(str(item[key])) if item.get(key) else None for key in mask_keys]
 
 
 def record_inference(
@@ -71,7 +77,7 @@ def record_inference(
         if original_saliency is None:
             raise ValueError("an original-frame evaluation needs the map mapped back onto the raw image")
         maps = original_saliency
-        masks = [_read_mask(str(item[key])) if item.get(key) else None for key in mask_keys]
+        masks = read_item_masks(item, mask_keys)
     else:
         maps = saliency
         masks = [_network_mask(data.get(key)) for key in mask_keys]

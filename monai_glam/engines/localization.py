@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from monai_glam.data.image_reader import read_image_array
+from monai_glam.engines.evaluation import read_item_masks
 from monai_glam.engines.inference import build_inference_transforms
 from monai_glam.metrics.evaluation import froc_peak_settings, localization_truth
 from monai_glam.metrics.localization import LocalizationSplit, compare_localization
@@ -120,14 +120,16 @@ def collect_localization(
         data = chain({key: value for key, value in item.items() if key not in mask_keys})
         image = data[BatchKeys.IMAGE]
         outputs = predict(image.as_tensor()[None].to(device))
-        masks = [np.asarray(read_image_array(str(item[key]))[0]) if item.get(key) else None for key in mask_keys]
+        masks = read_item_masks(item, mask_keys)
         image_id = image_id_from_path(source)
-        for method, (scores, maps) in outputs.items():
+        truth: np.ndarray | None = None
+        for position, (method, (scores, maps)) in enumerate(outputs.items()):
             original = inverter(maps.detach().float().cpu(), image)
-            try:
-                truth = localization_truth(masks, label, original.shape[-2:])
-            except ValueError as err:
-                raise ValueError(f"{source}: {err}") from None
+            if position == 0:  # every method's maps come back on the same raw image: one ground truth for all
+                try:
+                    truth = localization_truth(masks, label, original.shape[-2:])
+                except ValueError as err:
+                    raise ValueError(f"{source}: {err}") from None
             split = splits.setdefault(method, LocalizationSplit(map_dtype))
             split.add(image_id, scores.detach().float().cpu(), label, original if truth is not None else None, truth)
     return splits

@@ -57,7 +57,6 @@ class RegionProposal(nn.Module):
         super().__init__()
         if selection not in PATCH_SELECTIONS:
             raise ValueError(f"selection must be one of {list(PATCH_SELECTIONS)}, got {selection!r}.")
-        self.per_class = selection == "per_class"
         self.selection = selection
         if int(num_patches) < 1:
             raise ValueError(f"num_patches must be positive, got {num_patches!r}.")
@@ -91,7 +90,11 @@ class RegionProposal(nn.Module):
         # A flat channel carries no location information: it contributes zeros instead of 0/0.
         normalised = torch.where(span > 0, (flat - low) / torch.where(span > 0, span, torch.ones_like(span)), 0.0)
         # One score map (published: the sum of the classes) or one per class (``per_class``).
-        score = normalised.reshape(n, -1, h, w) if self.per_class else normalised.sum(dim=1).reshape(n, 1, h, w)
+        score = (
+            normalised.reshape(n, -1, h, w)
+            if self.selection == "per_class"
+            else normalised.sum(dim=1).reshape(n, 1, h, w)
+        )
         channels = score.shape[1]
         pooled_w = w - win_w + 1
         rows_grid = torch.arange(h, device=saliency.device).reshape(1, h, 1)
