@@ -23,6 +23,7 @@ kind of file is printed too (the compression levels trade size for time).
 Usage::
 
     python benchmarks/bench_pipeline.py [--num 8] [--threads 2] [--size 3328 2560] [--formats nifti png] [--serial]
+        [--engine torch|onnxruntime|openvino]
 
 Wall-clock numbers depend on the machine; nothing here gates CI.
 """
@@ -39,9 +40,16 @@ from typing import Any
 import torch
 
 from monai_glam.data import read_datalist, write_synthetic_dataset
-from monai_glam.engines import build_inference_transforms, build_inferer, inference_settings, run_inference
+from monai_glam.engines import (
+    ENGINES,
+    build_inference_transforms,
+    build_inferer,
+    inference_settings,
+    run_inference,
+)
 from monai_glam.engines.inference import STAGES
 from monai_glam.networks import GLAM
+from monai_glam.networks.export import onnx_engine
 from monai_glam.utils import BatchKeys
 
 
@@ -75,6 +83,7 @@ def main() -> None:
     parser.add_argument("--formats", nargs="*", default=["nifti", "png"], help="map formats (default nifti png)")
     parser.add_argument("--no-overlays", action="store_true", help="do not write overlays")
     parser.add_argument("--serial", action="store_true", help="no reader and writer threads (pipelined=False)")
+    parser.add_argument("--engine", choices=ENGINES, default="torch", help="forward-pass engine (default torch)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -85,7 +94,12 @@ def main() -> None:
         overlays=not args.no_overlays,
         progress=False,
         pipelined=not args.serial,
+        engine=args.engine,
     )
+    if settings.engine != "torch":
+        started = time.perf_counter()
+        model = onnx_engine(model, settings.window, runtime=settings.engine)
+        print(f"engine {settings.engine}: exported and loaded in {time.perf_counter() - started:.0f} s")
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
         datalist = write_synthetic_dataset(

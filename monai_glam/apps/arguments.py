@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from monai_glam.apps.errors import CommandError
-from monai_glam.engines import InferenceSummary
+from monai_glam.engines import ENGINES, InferenceSummary
 from monai_glam.utils.distributed import is_main_process
 from monai_glam.utils.precision import PRECISIONS
 from monai_glam.writers import MAP_FORMATS
@@ -94,6 +94,13 @@ def add_inference_arguments(parser: argparse.ArgumentParser, checkpoint_required
         default="fp32",
         help="fp32, bf16 (bfloat16 autocast) or auto (bf16 where the device runs it natively) (default: fp32)",
     )
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="torch",
+        help="forward-pass engine: torch, or the model exported to ONNX and run in onnxruntime or openvino "
+        "(CPU, float32, whole image; needs pip install onnx onnxscript onnxruntime|openvino) (default: torch)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument(
         "--overwrite",
@@ -120,6 +127,7 @@ def inference_options(args: argparse.Namespace, network_frame: bool = False) -> 
         "progress": not args.no_progress,
         "dicom": bool(getattr(args, "dicom", False)),
         "precision": args.precision,
+        "engine": args.engine,
     }
 
 

@@ -11,6 +11,7 @@ from monai_glam.engines.evaluation import (
     record_inference,
 )
 from monai_glam.engines.inference import (
+    ENGINES,
     IMAGE_SUFFIXES,
     MAP_STRIDE,
     InferenceSettings,
@@ -61,6 +62,7 @@ from monai_glam.engines.workflows import (
 
 __all__ = [
     "BEST_CHECKPOINT",
+    "ENGINES",
     "GLAM_MAP_METHODS",
     "IMAGE_SUFFIXES",
     "KEY_METRIC",

@@ -32,6 +32,7 @@ from monai_glam.writers import OUTPUT_FOLDERS, RUN_FILE, TABLE_FILES, ImagePredi
 if TYPE_CHECKING:
     from monai_glam.engines.inference import InferenceSettings, InferenceSummary
     from monai_glam.networks import GLAM
+    from monai_glam.networks.export import OnnxGLAM
 
 __all__ = [
     "collect_predictions_folder",
@@ -220,7 +221,7 @@ PREDICTIONS_FOLDER = "predictions"
 
 def evaluate_datalist(
     items: Sequence[Mapping[str, Any]],
-    model: GLAM,
+    model: GLAM | OnnxGLAM,
     output_dir: str | Path,
     settings: InferenceSettings,
     run_info: Mapping[str, Any] | None = None,
@@ -240,7 +241,7 @@ def evaluate_datalist(
 
     Args:
         items: labelled datalist items.
-        model: GLAM in eval mode on ``settings.device``.
+        model: GLAM in eval mode on ``settings.device`` (or the ``OnnxGLAM`` of an ONNX ``settings.engine``).
         output_dir: the evaluation folder.
         settings: inference settings (thresholds and window also set the report's thresholds and FROC scale).
         run_info: extra entries for ``run.json`` and the report inputs (``checkpoint``, ``datalist``, ``split``).

@@ -33,6 +33,7 @@ from monai.transforms import Compose, CopyItemsd, DivisiblePadd, SpatialPadd
 from monai_glam.engines.evaluation import record_inference
 from monai_glam.inferers import GLAMInferer, GLAMSlidingWindowInferer
 from monai_glam.networks import GLAM
+from monai_glam.networks.export import ONNX_RUNTIMES, OnnxGLAM, onnx_engine
 from monai_glam.networks.io import ModelConfig, load_model, resolve_model_config
 from monai_glam.transforms import glam_transforms, scaled_crop_parameters
 from monai_glam.transforms.array import PAPER_WINDOW_SIZE
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     from monai_glam.metrics.evaluation import EvaluationCollector
 
 __all__ = [
+    "ENGINES",
     "IMAGE_SUFFIXES",
     "MAP_STRIDE",
     "STAGES",
@@ -85,6 +87,11 @@ WRITE_QUEUE_SIZE = 2
 MAP_STRIDE = 16
 
 
+#: Forward-pass engines: eager PyTorch, or the model exported to ONNX (:mod:`monai_glam.networks.export`) and run
+#: in ONNX Runtime or OpenVINO on the CPU (whole-image inference in float32 only).
+ENGINES: tuple[str, ...] = ("torch", *ONNX_RUNTIMES)
+
+
 @dataclass(frozen=True)
 class InferenceSettings:
     """How to preprocess, run and write.
@@ -108,6 +115,7 @@ class InferenceSettings:
             :mod:`monai_glam.utils.precision`.
         pipelined: read and preprocess the next image on a thread, and write the outputs on another, while the
             forward pass runs (same outputs as a serial run); ``False`` does everything in turn on one thread.
+        engine: the forward pass's engine, one of :data:`ENGINES`.
     """
 
     window: tuple[int, int] = PAPER_WINDOW_SIZE
@@ -126,6 +134,7 @@ class InferenceSettings:
     dicom: bool = False
     precision: str = "fp32"
     pipelined: bool = True
+    engine: str = "torch"
 
     def to_json(self) -> dict[str, Any]:
         """The settings as JSON values (for ``run.json``)."""
@@ -137,6 +146,7 @@ class InferenceSettings:
             "overlap": self.overlap,
             "device": self.device,
             "precision": self.precision,
+            "engine": self.engine,
         }
 
 
@@ -282,7 +292,7 @@ def _per_image(outputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def run_inference(
     items: Sequence[Mapping[str, Any]],
-    model: GLAM,
+    model: GLAM | OnnxGLAM,
     output_dir: str | Path,
     settings: InferenceSettings | None = None,
     class_names: Sequence[str] = CLASS_NAMES,
@@ -302,7 +312,7 @@ def run_inference(
     Args:
         items: datalist items (``image``, optional ``label``, ``mask_<class>``, ``laterality``, ``view``,
             ``horizontal_flip``, ``patient_id``, ``exam_id``).
-        model: GLAM in eval mode, on ``settings.device``.
+        model: GLAM in eval mode, on ``settings.device`` (or the :class:`OnnxGLAM` of an ONNX ``settings.engine``).
         output_dir: the output folder (created).
         settings: preprocessing, inference and writing options (default :class:`InferenceSettings`).
         class_names: class names in channel order.
@@ -342,7 +352,7 @@ def run_inference(
 
 def _run_in_folder(
     items: Sequence[Mapping[str, Any]],
-    model: GLAM,
+    model: GLAM | OnnxGLAM,
     target: Path,
     settings: InferenceSettings,
     class_names: Sequence[str],
@@ -585,7 +595,7 @@ class _BackgroundWrites:
 
 def _predict_items(
     items: Sequence[Mapping[str, Any]],
-    model: GLAM,
+    model: GLAM | OnnxGLAM,
     output_dir: Path,
     settings: InferenceSettings,
     class_names: Sequence[str],
@@ -691,6 +701,7 @@ def inference_settings(
     dicom: bool = False,
     precision: str = "fp32",
     pipelined: bool = True,
+    engine: str = "torch",
 ) -> InferenceSettings:
     """Check the options and combine them with a model config's preprocessing and thresholds.
 
@@ -722,6 +733,19 @@ def inference_settings(
         aligned_overlap(size, overlap)  # checks the window and the overlap before any work
     if precision not in PRECISIONS:
         raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if engine not in ENGINES:
+        raise ValueError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine != "torch":
+        # The exported model is the whole-image float32 forward pass for one (1, C, H, W) window, on the CPU.
+        if sliding_window:
+            raise ValueError(f"--engine {engine} runs the whole-image model; it does not combine with --sliding-window")
+        if precision == "bf16":
+            raise ValueError(f"--engine {engine} runs in float32; use --precision fp32 or auto with it")
+        precision = "fp32"
+        if str(device) == "auto":
+            device = "cpu"
+        if resolve_device(device).type != "cpu":
+            raise ValueError(f"--engine {engine} runs on the CPU, got --device {device}; use --engine torch on a GPU")
     resolved_device = resolve_device(device)
     for name, value in (("--sw-batch-size", sw_batch_size), ("--overlay-size", overlay_size)):
         if int(value) < 1:
@@ -743,12 +767,13 @@ def inference_settings(
         dicom=bool(dicom),
         precision=resolve_precision(precision, resolved_device),
         pipelined=bool(pipelined),
+        engine=engine,
     )
 
 
 def load_inference_model(
     checkpoint: str | Path, model_config: str | Path | None = None, **settings: Any
-) -> tuple[GLAM, InferenceSettings, dict[str, Any]]:
+) -> tuple[GLAM | OnnxGLAM, InferenceSettings, dict[str, Any]]:
     """Resolve the model config, check the settings and load the model for :func:`run_inference`.
 
     Args:
@@ -757,13 +782,16 @@ def load_inference_model(
         settings: :func:`inference_settings` options (``window``, ``thresholds``, ``device``, ...).
 
     Returns:
-        ``(model, settings, run_info)``: GLAM in eval mode on the settings' device, the checked settings, and the
-        checkpoint and model config paths for ``run.json``.
+        ``(model, settings, run_info)``: GLAM in eval mode on the settings' device (with an ONNX ``engine``: the
+        model exported and loaded in that runtime, an :class:`~monai_glam.networks.export.OnnxGLAM`), the checked
+        settings, and the checkpoint and model config paths for ``run.json``.
     """
     config = resolve_model_config(checkpoint, model_config)
     checked = inference_settings(config, **settings)
     model = load_model(checkpoint, config, checked.device)
     model.check_input_size(checked.window)
+    if checked.engine != "torch":
+        model = onnx_engine(model, checked.window, runtime=checked.engine)
     run_info = {
         "checkpoint": str(Path(checkpoint).resolve()),
         "model_config": str(config.source.resolve()) if config.source is not None else None,

@@ -10,6 +10,7 @@ from monai_glam.networks.blocks import (
     RegionProposal,
     TopTPooling,
     crop_patches,
+    fuse_patch_maps,
     paste_patch_maps,
     rescale_index,
     top_t_count,
@@ -140,6 +141,66 @@ def test_paste_patch_maps_gradient_reaches_visible_cells_only():
     paste_patch_maps(maps, boxes, [4, 4], [4, 4]).sum().backward()
     assert torch.equal(maps.grad[0, 0], torch.zeros(1, 2, 2))
     assert torch.equal(maps.grad[0, 1], torch.full((1, 2, 2), 4.0))
+
+
+@pytest.mark.parametrize(
+    "boxes",
+    [
+        [[[0, 0, 16, 12], [40, 30, 56, 42]]],  # apart
+        [[[4, 4, 20, 16], [10, 8, 26, 20]]],  # overlapping: the later patch wins
+        [[[-6, -4, 10, 8], [56, 40, 72, 52]]],  # partly outside the image
+        [[[8, 8, 24, 20], [8, 8, 24, 20]]],  # the later patch hides the earlier one
+    ],
+)
+def test_fuse_patch_maps_equals_the_published_formula(boxes):
+    torch.manual_seed(0)
+    saliency_global = torch.rand(1, 2, 8, 6, requires_grad=True)
+    patch_maps = torch.rand(1, 2, 2, 4, 3, requires_grad=True)
+    boxes = torch.tensor(boxes)
+    size, patch = [64, 48], [16, 12]
+    reference = (
+        paste_patch_maps(patch_maps, boxes, size, patch)
+        + torch.nn.functional.interpolate(saliency_global, size=size, mode="nearest")
+    ) * 0.5
+    fused = fuse_patch_maps(saliency_global, patch_maps, boxes, size, patch)
+    assert torch.equal(fused, reference)  # bit for bit: halving is exact
+    weights = torch.rand_like(reference)
+    expected = torch.autograd.grad((reference * weights).sum(), [saliency_global, patch_maps])
+    got = torch.autograd.grad((fused * weights).sum(), [saliency_global, patch_maps])
+    for a, b in zip(expected, got, strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: PreActBasicBlock(4, 8, stride=2, projection=True),
+        lambda: PreActBasicBlock(4, 4),
+        lambda: BasicBlock(4, 8, stride=2),
+        lambda: BasicBlock(4, 4),
+    ],
+)
+def test_in_place_residual_sum_keeps_values_and_gradients(make, training):
+    """The blocks add the shortcut in place; the result and every gradient equal the out-of-place formula."""
+    torch.manual_seed(0)
+    block = make().train(training)
+    x = torch.randn(2, 4, 9, 7, requires_grad=True)
+    if isinstance(block, PreActBasicBlock):
+        activated = torch.relu(block.norm1(x))
+        shortcut = x if block.shortcut is None else block.shortcut(activated)
+        reference = block.conv2(torch.relu(block.norm2(block.conv1(activated)))) + shortcut
+    else:
+        shortcut = x if block.shortcut is None else block.shortcut(x)
+        reference = torch.relu(block.conv2(torch.relu(block.conv1(x))) + shortcut)
+    weights = torch.rand_like(reference)
+    parameters = [x, *block.parameters()]
+    expected = torch.autograd.grad((reference * weights).sum(), parameters)
+    out = block(x)
+    assert torch.allclose(out, reference, atol=1e-5)
+    got = torch.autograd.grad((out * weights).sum(), parameters)
+    for a, b in zip(expected, got, strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
 
 
 @pytest.mark.parametrize("training", [True, False])

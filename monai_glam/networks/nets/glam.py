@@ -6,10 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from monai_glam.networks.blocks.patch_ops import crop_patches, paste_patch_maps
+from monai_glam.networks.blocks.patch_ops import crop_patches, fuse_patch_maps
 from monai_glam.networks.blocks.pooling import TopTPooling
 from monai_glam.networks.blocks.region_proposal import RegionProposal
 from monai_glam.networks.nets.global_network import GlobalNetwork
@@ -153,8 +152,8 @@ class GLAM(nn.Module):
         """The full output dict (what ``forward`` returns; subclasses may return less)."""
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"expected input of shape (N, {self.in_channels}, H, W), got {list(x.shape)}.")
-        n, height, width = x.shape[0], x.shape[2], x.shape[3]
-        image_size = [height, width]
+        n = x.shape[0]
+        image_size = [x.shape[2], x.shape[3]]
         out = self.global_network(x)
         saliency_global = out[GLAMKeys.SALIENCY_GLOBAL.value]
         # Patch choice is discrete: it only ever sees a detached map.
@@ -168,9 +167,9 @@ class GLAM(nn.Module):
         out[GLAMKeys.PATCH_BOXES.value] = boxes
         out[GLAMKeys.PATCH_SALIENCY.value] = patch_maps
         if self.saliency_in_training or not self.training:
-            local_full = paste_patch_maps(patch_maps, boxes, image_size, [self.patch_size[0], self.patch_size[1]])
-            global_full = F.interpolate(saliency_global, size=(height, width), mode="nearest")
-            out[GLAMKeys.SALIENCY.value] = (local_full + global_full) * 0.5
+            out[GLAMKeys.SALIENCY.value] = fuse_patch_maps(
+                saliency_global, patch_maps, boxes, image_size, [self.patch_size[0], self.patch_size[1]]
+            )
         return out
 
 
