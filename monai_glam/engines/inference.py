@@ -33,7 +33,7 @@ from monai.transforms import Compose, CopyItemsd, DivisiblePadd, SpatialPadd
 from monai_glam.engines.evaluation import record_inference
 from monai_glam.inferers import GLAMInferer, GLAMSlidingWindowInferer
 from monai_glam.networks import GLAM
-from monai_glam.networks.export import ONNX_RUNTIMES, OnnxGLAM, onnx_engine
+from monai_glam.networks.export import ONNX_RUNTIMES, OnnxGLAM, missing_packages, onnx_engine
 from monai_glam.networks.io import ModelConfig, load_model, resolve_model_config
 from monai_glam.transforms import glam_transforms, scaled_crop_parameters
 from monai_glam.transforms.array import PAPER_WINDOW_SIZE
@@ -736,6 +736,9 @@ def inference_settings(
     if engine not in ENGINES:
         raise ValueError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if engine != "torch":
+        missing = missing_packages(engine)
+        if missing:
+            raise ValueError(f"--engine {engine} needs {', '.join(missing)}: pip install {' '.join(missing)}")
         # The exported model is the whole-image float32 forward pass for one (1, C, H, W) window, on the CPU.
         if sliding_window:
             raise ValueError(f"--engine {engine} runs the whole-image model; it does not combine with --sliding-window")

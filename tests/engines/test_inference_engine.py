@@ -25,6 +25,14 @@ def test_settings_reject_engine_combinations(kwargs, message):
         inference_settings(device="cpu", **kwargs)
 
 
+def test_settings_name_missing_engine_packages(monkeypatch):
+    import monai_glam.engines.inference as inference
+
+    monkeypatch.setattr(inference, "missing_packages", lambda runtime: [runtime])
+    with pytest.raises(ValueError, match="--engine openvino needs openvino: pip install openvino"):
+        inference_settings(device="cpu", engine="openvino")
+
+
 @pytest.mark.parametrize("engine", ENGINES[1:])
 def test_onnx_engine_settings_run_float32_on_the_cpu(engine):
     settings = inference_settings(device="auto", precision="auto", engine=engine)

@@ -12,8 +12,10 @@ from monai_glam.networks.export import (
     EXPORT_OUTPUT_KEYS,
     GLAMTupleOutput,
     OnnxGLAM,
+    _check_export,
     export_glam_onnx,
     max_output_difference,
+    missing_packages,
 )
 from monai_glam.utils import GLAMKeys
 
@@ -138,3 +140,27 @@ def test_max_output_difference_checks_keys_and_shapes():
         max_output_difference(a, {"y": torch.zeros(2, 3)})
     with pytest.raises(ValueError, match="shape"):
         max_output_difference(a, {"x": torch.zeros(3, 2)})
+
+
+def test_runner_rejects_an_input_of_another_shape(exported):
+    _, path = exported
+    runner = OnnxGLAM(path, threads=1)
+    assert runner.input_shape == (BATCH, 1, *WINDOW)
+    with pytest.raises(ValueError, match=r"inputs of shape \[2, 1, 128, 96\], got \[1, 1, 128, 96\]"):
+        runner(torch.zeros(1, 1, *WINDOW))
+
+
+def test_check_fails_for_a_model_that_is_not_the_exported_one(exported):
+    model, path = exported
+    other = _model()
+    with torch.no_grad():
+        for parameter in other.global_network.parameters():
+            parameter.add_(0.1)
+    _check_export(model, OnnxGLAM(path, threads=1))  # the model it came from passes
+    with pytest.raises(RuntimeError, match=r"differs from the eager one|other patches"):
+        _check_export(other, OnnxGLAM(path, threads=1))
+
+
+def test_missing_packages_names_what_cannot_be_imported():
+    assert missing_packages() == []
+    assert missing_packages("no_such_runtime_package") == ["no_such_runtime_package"]
