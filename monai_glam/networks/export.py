@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from monai.networks.utils import convert_to_onnx
 from monai.utils import OptionalImportError, optional_import
 from torch import nn
 
@@ -140,14 +141,14 @@ def export_glam_onnx(
         RuntimeError: when ``check`` finds an output that differs by more than ``atol``.
         OptionalImportError: when ``onnx``/``onnxscript`` (or ``onnxruntime`` with ``check``) is missing.
     """
-    convert_to_onnx, _ = optional_import("monai.networks.utils", name="convert_to_onnx")
     missing = missing_packages("onnxruntime" if check else None)
     if missing:  # fail here with the fix rather than deep inside torch.onnx
         raise OptionalImportError(f"exporting GLAM to ONNX needs {', '.join(missing)}: pip install {' '.join(missing)}")
     shape = _check_shape(window, batch_size, network.in_channels)
     path = Path(filename)
     network = network.eval()
-    example = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    device = next(network.parameters()).device
+    example = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(device)
     with atomic_output_path(path) as temporary, warnings.catch_warnings():
         # torch.export's own deprecation notices (FutureWarning) are about its internals, not the caller's code
         warnings.simplefilter("ignore", FutureWarning)
@@ -178,11 +179,12 @@ def _check_export(network: GLAM, runner: OnnxGLAM, atol: float = 1e-4, attempts:
     neighbouring one. A patch choice that differs on every probe is an export error.
     """
     generator = torch.Generator().manual_seed(1)
+    device = next(network.parameters()).device
     boxes_key = GLAMKeys.PATCH_BOXES.value
     for _ in range(attempts):
         probe = torch.randn(runner.input_shape, generator=generator)
         with torch.no_grad():
-            expected = network(probe)
+            expected = {key: value.cpu() for key, value in network(probe.to(device)).items()}
         differences = max_output_difference(expected, runner(probe))
         same_patches = differences[boxes_key] == 0
         compared = differences if same_patches else {key: differences[key] for key in GLOBAL_OUTPUT_KEYS}
