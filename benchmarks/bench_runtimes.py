@@ -9,7 +9,7 @@ boxes must be equal). Runtimes that are not installed are reported as skipped.
 
 Usage::
 
-    python benchmarks/bench_runtimes.py [--preset paper] [--threads 2] [--runs 5] [--checkpoint model_sep.ckpt]
+    python -m benchmarks.bench_runtimes [--preset paper] [--threads 2] [--runs 5] [--checkpoint model_sep.ckpt]
 
 Needs ``pip install onnx onnxscript onnxruntime openvino``. Wall-clock numbers depend on the machine;
 nothing here gates CI.
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import statistics
 import tempfile
 import time
 import warnings
@@ -29,24 +28,13 @@ from pathlib import Path
 import torch
 from monai.utils import optional_import
 
+from benchmarks.bench_forward import median_seconds
 from monai_glam.networks import glam_network, load_nyu_glam, preset_window
 from monai_glam.networks.export import ONNX_RUNTIMES, OnnxGLAM, export_glam_onnx, max_output_difference
 from monai_glam.utils import GLAMKeys
 
 #: Outputs whose parity the table reports (the maps and the scores).
 PARITY_KEYS = (GLAMKeys.SALIENCY, GLAMKeys.SALIENCY_GLOBAL, GLAMKeys.PATCH_SALIENCY, GLAMKeys.PROB_GLOBAL)
-
-
-def median_seconds(fn: Callable[[], object], runs: int, warmup: int) -> float:
-    """Median wall time of ``fn`` over ``runs`` calls after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def parity(
