@@ -79,7 +79,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--global-epochs", type=int, default=20)
     parser.add_argument("--local-epochs", type=int, default=8)
     parser.add_argument("--joint-epochs", type=int, default=0, help="joint fine-tuning after the local stage")
-    parser.add_argument("--lr", type=float, default=3e-3, help="GLAM learning rate of the global and local stages")
+    parser.add_argument("--lr", type=float, default=1e-3, help="GLAM learning rate of the global and local stages")
     parser.add_argument("--joint-lr", type=float, default=1e-3)
     parser.add_argument("--local-lr", type=float, default=None, help="local-stage learning rate (default --lr)")
     parser.add_argument("--batch-size", type=int, default=8)

@@ -45,7 +45,7 @@ def run_demo(
     global_epochs: int = 20,
     local_epochs: int = 8,
     batch_size: int = 8,
-    learning_rate: float = 3e-3,
+    learning_rate: float = 1e-3,
     num_bootstrap: int = 500,
     seed: int = 0,
     device: str = "auto",
@@ -250,7 +250,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--global-epochs", type=POSITIVE_INT, default=20, help="global-stage epochs (default 20)")
     parser.add_argument("--local-epochs", type=POSITIVE_INT, default=8, help="local-stage epochs (default 8)")
     parser.add_argument("--batch-size", type=POSITIVE_INT, default=8, help="images per step (default 8)")
-    parser.add_argument("--lr", type=number(0.0, open_minimum=True), default=3e-3, help="learning rate (default 3e-3)")
+    parser.add_argument("--lr", type=number(0.0, open_minimum=True), default=1e-3, help="learning rate (default 1e-3)")
     parser.add_argument("--num-bootstrap", type=POSITIVE_INT, default=500, help="bootstrap resamples for AUC intervals")
     parser.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     parser.add_argument("--device", type=device_name, default="auto", help="auto, cpu or cuda (default auto)")
