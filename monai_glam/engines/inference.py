@@ -747,9 +747,9 @@ def inference_settings(
         precision = "fp32"
         if str(device) == "auto":
             device = "cpu"
-        if resolve_device(device).type != "cpu":
-            raise ValueError(f"--engine {engine} runs on the CPU, got --device {device}; use --engine torch on a GPU")
     resolved_device = resolve_device(device)
+    if engine != "torch" and resolved_device.type != "cpu":
+        raise ValueError(f"--engine {engine} runs on the CPU, got --device {device}; use --engine torch on a GPU")
     for name, value in (("--sw-batch-size", sw_batch_size), ("--overlay-size", overlay_size)):
         if int(value) < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")

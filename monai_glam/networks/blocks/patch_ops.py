@@ -86,7 +86,7 @@ def paste_patch_maps(
     Returns:
         ``(N, C, H, W)``.
     """
-    n, _, c = patch_maps.shape[0], patch_maps.shape[1], patch_maps.shape[2]
+    n, c = patch_maps.shape[0], patch_maps.shape[2]
     height, width = int(image_size[0]), int(image_size[1])
     index, values, keep = _paste_plan(patch_maps, boxes, image_size, patch_size)
     discard = height * width
