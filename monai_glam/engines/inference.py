@@ -377,28 +377,11 @@ def _run_in_folder(
     return summary, stop, folder
 
 
-def _gather_shards(
-    writer: PredictionWriter, failures: FailureLog, done: list[int]
-) -> tuple[list[ImagePrediction], list[Any], list[str]]:
-    """Every rank's predictions, failures and skipped DICOM sources, in datalist order (rank 0's result)."""
-    local = (list(zip(done, writer.predictions, strict=True)), list(failures), list(writer.dicom_skipped))
-    shards: list[Any] = [None] * torch.distributed.get_world_size()
-    torch.distributed.all_gather_object(shards, local)
-    predictions = [prediction for _, prediction in sorted((p for shard in shards for p in shard[0]), key=_first)]
-    merged_failures = sorted((f for shard in shards for f in shard[1]), key=lambda failure: failure.index)
-    skipped = [source for shard in shards for source in shard[2]]
-    return predictions, merged_failures, skipped
-
-
 def _lap(timings: dict[str, float], stage: str, since: float) -> float:
     """Add the time since ``since`` to ``timings[stage]``; returns now."""
     now = time.perf_counter()
     timings[stage] += now - since
     return now
-
-
-def _first(pair: tuple[int, Any]) -> int:
-    return pair[0]
 
 
 @dataclass
@@ -673,7 +656,7 @@ def _predict_items(
         info["interrupted"] = signal_name(stop.signum)
     if world > 1:
         # Rank 0 writes the tables of the whole run once every rank is done; the maps are already written.
-        writer.predictions, failures.failures, writer.dicom_skipped = _gather_shards(writer, failures, write.done)
+        writer.merge_shards(failures, write.done)
         info["num_processes"] = world
         paths = writer.finalize(failures, info) if rank == 0 else writer.table_paths()
         torch.distributed.barrier()  # no rank reports (or leaves) before the tables exist

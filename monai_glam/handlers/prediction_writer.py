@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from monai.data import MetaTensor
 from monai.utils import CommonKeys, convert_to_numpy, min_version, optional_import
 
 from monai_glam.transforms.dictionary import mask_was_read
-from monai_glam.utils.distributed import is_main_process
+from monai_glam.utils.distributed import is_main_process, rank_and_world_size
 from monai_glam.utils.enums import MetaKeys
 from monai_glam.utils.output_folder import check_output_folder
 from monai_glam.writers import PREDICTION_OUTPUT_KEYS, field_text
@@ -53,12 +54,21 @@ class PredictionWriterHandler:
     Per image: ``saliency/<id>_<class>.nii.gz|.png`` and ``masks/<id>_<class>.nii.gz|.png`` in the original image
     geometry (the preprocessing is inverted with MONAI's ``Invertd``), ``overlays/<id>.png`` (in the original
     geometry; without the raw image in the batch it shows the network window's region only); at the end
-    ``predictions.csv``, ``breasts.csv``, ``exams.csv``, ``failures.json`` and ``run.json``. Only the main
-    process writes.
+    ``predictions.csv``, ``breasts.csv``, ``exams.csv``, ``failures.json`` and ``run.json``.
 
     It reads the decollated engine state (keep the evaluator's ``decollate=True``): GLAM's outputs either at the
     top level of each output item (after ``FlattenSubKeysd(keys="pred")``) or under ``pred``, and the batch
     items (the preprocessed image MetaTensor, network-frame ground-truth masks, datalist fields).
+
+    Image ids and the row order come from the engine's dataset (``engine.data_loader.dataset.data``, the datalist),
+    as in ``monai-glam infer``: an item that a :class:`~monai_glam.data.MammogramDataset` with
+    ``skip_bad_items=True`` skipped keeps its id unused and is listed in ``failures.json`` (with ``num_workers=0``;
+    DataLoader workers keep their own records, which only their log shows), and the good item it loaded in its
+    place is written once.
+
+    Under ``torch.distributed`` (``multi_gpu_inference.json``: a ``DistributedSampler`` with
+    ``even_divisible=False``) every rank writes the maps of its own images and rank 0 writes the merged tables,
+    ``failures.json`` and ``run.json`` once every rank is done: the same files as a single-process run.
 
     Args:
         output_dir: output folder (created).
@@ -93,10 +103,36 @@ class PredictionWriterHandler:
         from monai_glam.writers import PredictionWriter
 
         self.writer = PredictionWriter(self.output_dir, self.inverter, **self.writer_kwargs)
+        #: datalist position of each written prediction, in writing order.
+        self.positions: list[int] = []
+        self._data = _datalist(engine)
+        # (position, image id) of every datalist item, by source file: ids as one whole-list run assigns them.
+        self._unclaimed: dict[str, list[tuple[int, str]]] = {}
+        for position, item in enumerate(self._data or ()):
+            source = item.get(CommonKeys.IMAGE, "") if isinstance(item, Mapping) else item
+            image_id = self.writer.new_image_id(str(source) or "image")
+            self._unclaimed.setdefault(_source_key(source), []).append((position, image_id))
+        self._extra = 0
+        if engine is not None and rank_and_world_size()[1] > 1:
+            dist.barrier()  # rank 0 has checked output_dir (in __init__) before any rank writes into it
+
+    def _claim(self, source: str) -> tuple[int, str] | None:
+        """The datalist position and image id of the item loaded from ``source``; None when already written."""
+        rank, world = rank_and_world_size()
+        entries = self._unclaimed.get(_source_key(source))
+        if entries is not None:
+            if not entries:
+                return None  # a skipping dataset loaded it twice
+            # A file listed twice: take this rank's share first (a DistributedSampler without shuffling gives rank r
+            # the positions r, r + world, ...).
+            mine = [i for i, (position, _) in enumerate(entries) if position % world == rank]
+            return entries.pop(mine[0] if mine else 0)
+        # Not in the datalist (or none known): positions after it, distinct on every rank.
+        position = len(self._data or ()) + self._extra * world + rank
+        self._extra += 1
+        return position, self.writer.new_image_id(source or "image")
 
     def __call__(self, engine: Engine) -> None:
-        if not is_main_process():
-            return
         outputs, batch = engine.state.output, engine.state.batch
         if not isinstance(outputs, list) or not isinstance(batch, list):
             raise ValueError("PredictionWriterHandler needs decollated outputs: keep the evaluator's decollate=True.")
@@ -104,6 +140,11 @@ class PredictionWriterHandler:
             image = data[CommonKeys.IMAGE]
             item = {key: field_text(data.get(key)) for key in ("patient_id", "exam_id", "laterality", "view")}
             item[CommonKeys.IMAGE] = _source_path(data, CommonKeys.IMAGE)
+            claimed = self._claim(item[CommonKeys.IMAGE])
+            if claimed is None:
+                logger.debug("%s is already written (loaded again in place of a skipped item)", item[CommonKeys.IMAGE])
+                continue
+            position, image_id = claimed
             item[CommonKeys.LABEL] = _label(data.get(CommonKeys.LABEL))
             for key in self.writer.mask_keys:
                 if mask_was_read(data.get(key)):
@@ -111,12 +152,40 @@ class PredictionWriterHandler:
             pred = output.get(CommonKeys.PRED, output)
             outputs_ = {key: pred[key] for key in PREDICTION_OUTPUT_KEYS if key in pred}
             data_ = {CommonKeys.IMAGE: image, **{key: data[key] for key in self.writer.mask_keys if key in data}}
-            self.writer.write(self.writer.new_image_id(item[CommonKeys.IMAGE] or "image"), item, data_, outputs_)
+            self.writer.write(image_id, item, data_, outputs_)
+            self.positions.append(position)
 
     def completed(self, engine: Engine) -> None:
-        if not is_main_process():
-            return
-        from monai_glam.writers import FailureLog
+        from monai_glam.writers import FailureLog, ItemFailure
 
-        paths = self.writer.finalize(FailureLog("bundle inference"), {"source": "monai_glam bundle inference.json"})
-        logger.info("wrote %d predictions to %s", len(self.writer.predictions), paths["images"])
+        failures = FailureLog("bundle inference")
+        skipped = getattr(getattr(getattr(engine, "data_loader", None), "dataset", None), "skipped", None) or {}
+        for position, message in sorted(skipped.items()):
+            item = self._data[position] if self._data is not None and position < len(self._data) else {}
+            source = item.get(CommonKeys.IMAGE, "?") if isinstance(item, Mapping) else item
+            failures.failures.append(ItemFailure(int(position), str(source), "load", str(message)))
+        info: dict[str, Any] = {"source": "monai_glam bundle inference.json"}
+        rank, world = rank_and_world_size()
+        if world > 1:
+            self.writer.merge_shards(failures, self.positions)
+            info["num_processes"] = world
+        else:
+            order = sorted(range(len(self.positions)), key=self.positions.__getitem__)
+            self.writer.predictions = [self.writer.predictions[i] for i in order]
+        if rank == 0:
+            paths = self.writer.finalize(failures, info)
+            logger.info("wrote %d predictions to %s", len(self.writer.predictions), paths["images"])
+        if world > 1:
+            dist.barrier()  # no rank leaves before the tables exist
+
+
+def _datalist(engine: Engine | None) -> Sequence[Any] | None:
+    """The items of the engine's dataset (``engine.data_loader.dataset.data``), None when it has none."""
+    dataset = getattr(getattr(engine, "data_loader", None), "dataset", None)
+    data = getattr(dataset, "data", None)
+    return data if isinstance(data, Sequence) and not isinstance(data, (str, bytes)) else None
+
+
+def _source_key(source: Any) -> str:
+    """A datalist path and the ``filename_or_obj`` a reader records for it compare equal."""
+    return os.path.normpath(os.path.abspath(str(source))) if source not in (None, "") else ""

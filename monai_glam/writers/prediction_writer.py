@@ -408,6 +408,37 @@ class PredictionWriter:
         write_class_maps(self.folder(saliency_folder), image_id, saliency, names, formats, "saliency", spacing)
         write_class_maps(self.folder(mask_folder), image_id, mask, names, formats, "mask", spacing)
 
+    def merge_shards(self, failures: FailureLog, positions: Sequence[int]) -> None:
+        """Gather every ``torch.distributed`` rank's results so that each rank holds the whole run's.
+
+        A collective call: every rank calls it once, after its last :meth:`write`. Afterwards
+        :attr:`predictions`, ``failures`` and :attr:`dicom_skipped` hold every rank's records in datalist order,
+        each datalist position once (a position written by two ranks, e.g. an item a skipping dataset loaded in
+        place of a bad one, counts once), so rank 0's :meth:`finalize` writes what a single-process run writes.
+
+        Args:
+            failures: this rank's failures; replaced in place by the merged list.
+            positions: the datalist position of each of this rank's :attr:`predictions`, in the same order.
+
+        Raises:
+            ValueError: ``positions`` and :attr:`predictions` differ in length.
+        """
+        if len(positions) != len(self.predictions):
+            raise ValueError(f"{len(positions)} positions for {len(self.predictions)} predictions")
+        local = (list(zip(positions, self.predictions, strict=True)), list(failures), list(self.dicom_skipped))
+        shards: list[Any] = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(shards, local)
+        predictions: dict[int, ImagePrediction] = {}
+        merged: dict[int, Any] = {}
+        for shard_predictions, shard_failures, _ in shards:  # rank order: the first record of a position is kept
+            for position, prediction in shard_predictions:
+                predictions.setdefault(position, prediction)
+            for failure in shard_failures:
+                merged.setdefault(failure.index, failure)
+        self.predictions = [predictions[position] for position in sorted(predictions)]
+        failures.failures = [merged[index] for index in sorted(merged)]
+        self.dicom_skipped = list(dict.fromkeys(source for shard in shards for source in shard[2]))
+
     def table_paths(self) -> dict[str, Path]:
         """Where :meth:`finalize` writes the tables, ``failures.json`` and ``run.json`` (without writing)."""
         names = {**TABLE_FILES, "failures": FAILURES_FILE, "run": RUN_FILE}

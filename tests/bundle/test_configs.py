@@ -18,7 +18,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:No hash value provided:UserWarning"),
 ]
 
-CONFIG_FILES = ["train.json", "evaluate.json", "inference.json", "multi_gpu_train.json"]
+CONFIG_FILES = ["train.json", "evaluate.json", "inference.json", "multi_gpu_train.json", "multi_gpu_inference.json"]
 SCHEMA_NAME = "meta_schema_20240725.json"
 
 

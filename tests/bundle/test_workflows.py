@@ -10,10 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from monai_glam.data import read_datalist
+from monai_glam.data import read_datalist, write_datalist
 from tests.bundle.conftest import CONFIG_WARNING, RAW_SIZE, config, create
 
 pytestmark = pytest.mark.filterwarnings(CONFIG_WARNING)
+
+CLASSES = ("benign", "malignant")
 
 
 def _scalar_tags(folder) -> tuple[set[str], set[str]]:
@@ -164,6 +166,38 @@ def test_inference_masks_follow_thresholds(trained_bundle, synthetic_dir, tmp_pa
         counts[threshold] = sum(int(np.asarray(nibabel.load(m).dataobj).sum()) for m in masks)
         assert not (out / "overlays").exists()
     assert counts[1.0] == 0 < counts[0.0]
+
+
+def test_inference_lists_a_skipped_item_and_writes_its_replacement_once(trained_bundle, synthetic_dir, tmp_path):
+    """The dataset loads the next good item in place of a broken one: one row per good item, the bad one listed."""
+    items = read_datalist(synthetic_dir / "datalist.json", "test")[:3]
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    items.insert(1, {"image": str(broken), "label": [0, 0]})
+    datalist = tmp_path / "datalist.json"
+    write_datalist(datalist, {"test": items})
+    out = tmp_path / "infer"
+    workflow = create(
+        config("inference.json"),
+        "infer",
+        trained_bundle,
+        synthetic_dir,
+        output_dir=str(out),
+        datalist=str(datalist),
+        **{"prediction_writer#overlays": False, "prediction_writer#formats": ["png"]},
+    )
+    workflow.run()
+    workflow.finalize()
+    with open(out / "predictions.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    good = [items[0], *items[2:]]
+    assert [r["image"] for r in rows] == [item["image"] for item in good]
+    ids = [r["image_id"] for r in rows]
+    assert len(set(ids)) == 3 and "broken" not in ids  # the bad item's id stays unused, as in monai-glam infer
+    assert sorted(p.name for p in (out / "saliency").iterdir()) == sorted(f"{i}_{c}.png" for i in ids for c in CLASSES)
+    failures = json.loads((out / "failures.json").read_text())
+    assert [(f["index"], f["image"], f["stage"]) for f in failures] == [(1, str(broken), "load")]
+    assert "broken.png" in failures[0]["error"]
 
 
 def test_evaluate_writes_report(trained_bundle, synthetic_dir, tmp_path):
