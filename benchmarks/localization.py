@@ -93,6 +93,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scale-weights", type=float, nargs=3, default=None, help="weights of A1..A3 in S_g")
     parser.add_argument("--sparsity-global", type=float, default=0.05, help="β_g (default 0.05)")
     parser.add_argument("--sparsity-local", type=float, default=0.05, help="β_l (default 0.05)")
+    parser.add_argument(
+        "--flip-consistency", type=float, default=0.0, help="weight of the global map's flip-consistency term"
+    )
     parser.add_argument("--no-augment", action="store_true", help="train GLAM and the CNN without augmentation")
     parser.add_argument("--cnn-epochs", type=int, default=12, help="ResNet-18 epochs (default 12)")
     parser.add_argument("--cnn-lr", type=float, default=1e-3)
@@ -108,6 +111,7 @@ def train_glam(args: argparse.Namespace, datalist: Path, runs: Path) -> tuple[Pa
     common = {"preset": args.preset, "batch_size": args.batch_size, "seed": args.seed, "device": "cpu"}
     common.update(image_interval=0, log_interval=0, show_progress=False, augment=not args.no_augment)
     common.update(global_sparsity_weight=args.sparsity_global, local_sparsity_weight=args.sparsity_local)
+    common.update(flip_consistency_weight=args.flip_consistency)
     glam_kwargs = {
         key: value
         for key, value in (

@@ -52,6 +52,7 @@ def _run(args: argparse.Namespace) -> int:
         global_sparsity_weight=args.sparsity_global,
         local_sparsity_weight=args.sparsity_local,
         pos_weight=args.pos_weight,
+        flip_consistency_weight=args.flip_consistency,
     )
     if not is_main_process():
         return 0
@@ -110,6 +111,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         nargs=2,
         metavar=("BENIGN", "MALIGNANT"),
         help="weights of positive images in the BCE terms, e.g. negatives/positives (default: 1 1)",
+    )
+    parser.add_argument(
+        "--flip-consistency",
+        type=number(0.0),
+        default=0.0,
+        metavar="WEIGHT",
+        help="weight of the global map's flip-consistency term (global/joint stages; default 0: off)",
     )
     parser.add_argument("--num-workers", type=NON_NEGATIVE_INT, default=0, help="data-loading workers (default 0)")
     parser.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")

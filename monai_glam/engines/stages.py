@@ -11,7 +11,7 @@ from torch import nn
 
 from monai_glam.losses import GLAMLoss
 from monai_glam.networks.nets.glam import GLAM
-from monai_glam.utils.enums import GLAMKeys
+from monai_glam.utils.enums import GLAMKeys, TrainingOutputKeys
 
 __all__ = ["GLAMStageNetwork", "TrainingStage", "loss_for_stage"]
 
@@ -51,17 +51,29 @@ class GLAMStageNetwork(nn.Module):
     The wrapped model is :attr:`glam`; checkpoints should save it (not this wrapper) so every stage reads and
     writes the same keys.
 
+    With ``flip_consistency=True`` (``global`` and ``joint`` stages) a training-mode forward also runs the global
+    module on the input flipped along both spatial axes and returns that S_g flipped back as
+    ``saliency_global_flipped`` (:class:`~monai_glam.utils.enums.TrainingOutputKeys`), for the loss's
+    flip-consistency term; it costs one more global forward and backward per step.
+
     Args:
         glam: the model to train.
         stage: ``"global"``, ``"local"`` or ``"joint"``.
+        flip_consistency: also return ``saliency_global_flipped`` in training mode.
+
+    Raises:
+        ValueError: an unknown stage, or ``flip_consistency`` in the ``local`` stage (the global module is frozen).
     """
 
-    def __init__(self, glam: GLAM, stage: str | TrainingStage) -> None:
+    def __init__(self, glam: GLAM, stage: str | TrainingStage, flip_consistency: bool = False) -> None:
         super().__init__()
         try:
             self.stage = TrainingStage(stage)
         except ValueError:
             raise ValueError(f"stage must be one of {[s.value for s in TrainingStage]}, got {stage!r}.") from None
+        if flip_consistency and self.stage == TrainingStage.LOCAL:
+            raise ValueError("flip_consistency trains the global module, which the 'local' stage keeps frozen.")
+        self.flip_consistency = bool(flip_consistency)
         self.glam = glam
         for module in self.frozen_modules():
             module.requires_grad_(False)
@@ -97,23 +109,28 @@ class GLAMStageNetwork(nn.Module):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``(N, C, H, W)`` -> the stage's output dict (see :class:`GLAM`)."""
         if self.stage != TrainingStage.GLOBAL:
-            return self.glam(x)
-        out = self.glam.global_network(x)
-        if not self.training:
-            size = (x.shape[-2], x.shape[-1])
-            out[GLAMKeys.SALIENCY.value] = F.interpolate(out[GLAMKeys.SALIENCY_GLOBAL], size=size, mode="nearest")
+            out = self.glam(x)
+        else:
+            out = self.glam.global_network(x)
+            if not self.training:
+                size = (x.shape[-2], x.shape[-1])
+                saliency = F.interpolate(out[GLAMKeys.SALIENCY_GLOBAL], size=size, mode="nearest")
+                out[GLAMKeys.SALIENCY.value] = saliency
+        if self.flip_consistency and self.training:
+            flipped = self.glam.global_network(x.flip(-2, -1))[GLAMKeys.SALIENCY_GLOBAL]
+            out[TrainingOutputKeys.SALIENCY_GLOBAL_FLIPPED.value] = flipped.flip(-2, -1)
         return out
 
 
 def loss_for_stage(stage: str | TrainingStage, **loss_kwargs: Any) -> GLAMLoss:
     """A :class:`GLAMLoss` whose terms match the stage: global terms, local terms, or all four.
 
-    ``loss_kwargs`` (e.g. ``global_sparsity_weight``, ``pos_weight``) override the defaults; weights of the
-    terms a stage cannot compute are forced to zero.
+    ``loss_kwargs`` (e.g. ``global_sparsity_weight``, ``pos_weight``, ``flip_consistency_weight``) override the
+    defaults; weights of the terms a stage cannot compute (or does not train) are forced to zero.
     """
     stage = TrainingStage(stage)
     if stage == TrainingStage.GLOBAL:
         loss_kwargs.update(local_bce_weight=0.0, local_sparsity_weight=0.0)
     elif stage == TrainingStage.LOCAL:
-        loss_kwargs.update(global_bce_weight=0.0, global_sparsity_weight=0.0)
+        loss_kwargs.update(global_bce_weight=0.0, global_sparsity_weight=0.0, flip_consistency_weight=0.0)
     return GLAMLoss(**loss_kwargs)

@@ -74,6 +74,7 @@ def run_training(
     global_sparsity_weight: float = 0.05,
     local_sparsity_weight: float = 0.05,
     pos_weight: Sequence[float] | None = None,
+    flip_consistency_weight: float = 0.0,
 ) -> dict[str, float]:
     """Train one GLAM stage on the ``training`` split of a datalist, validating on its ``validation`` split.
 
@@ -109,6 +110,9 @@ def run_training(
         local_sparsity_weight: β_l, weight of the patch maps' L1 sparsity term.
         pos_weight: per-class weights of the positive images in the BCE terms (e.g. negatives / positives of the
             training split, for imbalanced data); ``None`` weighs them like negatives.
+        flip_consistency_weight: weight of the global map's flip-consistency term (``global`` and ``joint`` stages; 0:
+            off, the paper's objective). It keeps a from-scratch global map from settling beside the lesions, at
+            the cost of one more global forward and backward per step (docs/localization.md).
 
     Returns:
         The last validation metrics (empty without a validation split).
@@ -127,6 +131,7 @@ def run_training(
         global_sparsity_weight=global_sparsity_weight,
         local_sparsity_weight=local_sparsity_weight,
         pos_weight=pos_weight,
+        flip_consistency_weight=flip_consistency_weight,
     )  # checks the weights before anything is read or written
     check_training_folder(output_dir, resume=resume, overwrite=overwrite, delete=False)
     if resume:
@@ -163,6 +168,7 @@ def run_training(
             "global_sparsity_weight": global_sparsity_weight,
             "local_sparsity_weight": local_sparsity_weight,
             "pos_weight": list(pos_weight) if pos_weight is not None else None,
+            "flip_consistency_weight": flip_consistency_weight,
             "init_checkpoint": str(init_checkpoint) if init_checkpoint else None,
         }
         atomic_write_text(output_dir / TRAINING_CONFIG_FILE, json.dumps(run_settings, indent=2) + "\n")

@@ -562,7 +562,9 @@ def create_glam_training(
     if init_checkpoint is not None:
         load_glam_weights(glam, init_checkpoint)
     glam.to(device)
-    network: torch.nn.Module = GLAMStageNetwork(glam, stage)
+    loss = loss if loss is not None else loss_for_stage(stage)
+    # The loss's flip-consistency term needs the global map of the flipped input, which the network computes.
+    network: torch.nn.Module = GLAMStageNetwork(glam, stage, flip_consistency=uses_flipped_global_map(loss))
     parameters = network.trainable_parameters()
     eval_network = network
     if world_size > 1:
@@ -573,7 +575,6 @@ def create_glam_training(
         idist.sync()
         device_ids = [device.index] if device.type == "cuda" and device.index is not None else None
         network = torch.nn.parallel.DistributedDataParallel(network, device_ids=device_ids)
-    loss = loss if loss is not None else loss_for_stage(stage)
     optimizer = torch.optim.Adam(parameters, lr=learning_rate, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs)
     writer = SummaryWriter(log_dir=str(output_dir / "tensorboard")) if tensorboard and main else None
@@ -624,3 +625,8 @@ def create_glam_training(
     if show_progress:
         attach_progress_bar(trainer)
     return GLAMTrainingRun(glam, stage, trainer, evaluator, writer, output_dir, stop)
+
+
+def uses_flipped_global_map(loss: Any) -> bool:
+    """Whether ``loss`` reads ``saliency_global_flipped`` (a :class:`GLAMLoss` with a flip-consistency weight)."""
+    return bool(getattr(loss, "uses_flipped_global_map", False))

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch.nn.modules.loss import _Loss
 
-from monai_glam.utils.enums import BatchKeys, GLAMKeys, LossTermKeys
+from monai_glam.utils.enums import BatchKeys, GLAMKeys, LossTermKeys, TrainingOutputKeys
 
 __all__ = ["GLAMLoss", "GLAMLossTerms"]
 
@@ -24,6 +24,7 @@ class GLAMLossTerms:
     BCE_LOCAL = LossTermKeys.BCE_LOCAL
     SPARSITY_GLOBAL = LossTermKeys.SPARSITY_GLOBAL
     SPARSITY_LOCAL = LossTermKeys.SPARSITY_LOCAL
+    FLIP_CONSISTENCY = LossTermKeys.FLIP_CONSISTENCY
     ALL: tuple[LossTermKeys, ...] = tuple(LossTermKeys)
 
 
@@ -33,7 +34,15 @@ class GLAMLoss(_Loss):
     - ``bce_global``: Σ_c BCE(y_c, ŷ_g,c), averaged over the batch (ŷ_g is already a probability);
     - ``bce_local``: Σ_c BCE(y_c, ŷ_l,c);
     - ``sparsity_global``: Σ_c mean |S_g,c| over the batch and the map;
-    - ``sparsity_local``: Σ_c mean |S_l,c| over the batch, the patches and their maps.
+    - ``sparsity_local``: Σ_c mean |S_l,c| over the batch, the patches and their maps;
+    - ``flip_consistency``: Σ_c mean |S_g,c(x) − flip(S_g,c(flip(x)))|, the global map of the input against that
+      of the input flipped along both axes and flipped back (``saliency_global_flipped``, which
+      :class:`~monai_glam.engines.GLAMStageNetwork` adds with ``flip_consistency=True``). Off by default (not
+      in the paper). A convolutional network trained with MIL pooling alone may learn to fire a fixed distance
+      away from the evidence (the pooling does not care where), so its map and the patches it selects land
+      next to the lesion; such a constant shift of ``δ`` shows as ``2δ`` between the two maps, so this
+      self-supervised term (an equivariance constraint as in SEAM, Wang et al., CVPR 2020) pulls the map onto
+      the evidence without any location label.
 
     The sparsity terms push saliency towards zero wherever the classification terms do not need it, which
     is what makes the maps segment: GLAM inherits this objective from GMIC, and only image-level labels are
@@ -46,6 +55,7 @@ class GLAMLoss(_Loss):
         local_bce_weight: weight of ``bce_local``.
         global_sparsity_weight: weight β_g of ``sparsity_global``.
         local_sparsity_weight: weight β_l of ``sparsity_local``.
+        flip_consistency_weight: weight of ``flip_consistency`` (0: not computed).
         pos_weight: optional per-class weights of the positive examples (e.g. ``negatives / positives``)
             for imbalanced data; ``None`` weighs positives and negatives alike.
         eps: probabilities are clamped to ``[eps, 1 - eps]`` before the logarithm.
@@ -68,6 +78,7 @@ class GLAMLoss(_Loss):
         local_sparsity_weight: float = 0.05,
         pos_weight: Sequence[float] | None = None,
         eps: float = 1e-6,
+        flip_consistency_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.weights = {
@@ -75,6 +86,7 @@ class GLAMLoss(_Loss):
             LossTermKeys.BCE_LOCAL: float(local_bce_weight),
             LossTermKeys.SPARSITY_GLOBAL: float(global_sparsity_weight),
             LossTermKeys.SPARSITY_LOCAL: float(local_sparsity_weight),
+            LossTermKeys.FLIP_CONSISTENCY: float(flip_consistency_weight),
         }
         for name, weight in self.weights.items():
             if not weight >= 0.0:  # also rejects NaN
@@ -153,7 +165,15 @@ class GLAMLoss(_Loss):
             out[LossTermKeys.SPARSITY_GLOBAL] = self._sparsity(self._get(pred, GLAMKeys.SALIENCY_GLOBAL), 1)
         if self.weights[LossTermKeys.SPARSITY_LOCAL] > 0:
             out[LossTermKeys.SPARSITY_LOCAL] = self._sparsity(self._get(pred, GLAMKeys.PATCH_SALIENCY), 2)
+        if self.weights[LossTermKeys.FLIP_CONSISTENCY] > 0:
+            flipped = self._get(pred, TrainingOutputKeys.SALIENCY_GLOBAL_FLIPPED)
+            out[LossTermKeys.FLIP_CONSISTENCY] = self._sparsity(self._get(pred, GLAMKeys.SALIENCY_GLOBAL) - flipped, 1)
         return out
+
+    @property
+    def uses_flipped_global_map(self) -> bool:
+        """Whether the loss needs ``saliency_global_flipped`` (its flip-consistency weight is not zero)."""
+        return self.weights[LossTermKeys.FLIP_CONSISTENCY] > 0
 
     def combine(self, terms: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Weighted sum of terms computed by :meth:`terms`."""

@@ -18,6 +18,7 @@ from monai_glam.utils.enums import (
     GLAMKeys,
     LossTermKeys,
     MetaKeys,
+    TrainingOutputKeys,
     mask_keys_for,
 )
 from monai_glam.utils.json_files import read_json
@@ -41,6 +42,7 @@ __all__ = [
     "RunInterruptedError",
     "StagedFolder",
     "StopRequest",
+    "TrainingOutputKeys",
     "atomic_output_path",
     "atomic_write_text",
     "check_output_folder",

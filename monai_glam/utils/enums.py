@@ -20,6 +20,7 @@ __all__ = [
     "GLAMKeys",
     "LossTermKeys",
     "MetaKeys",
+    "TrainingOutputKeys",
     "mask_keys_for",
 ]
 
@@ -124,6 +125,14 @@ class MetaKeys(StrEnum):
     WINDOW_BOX = "window_box"
 
 
+class TrainingOutputKeys(StrEnum):
+    """Keys a training-stage view of GLAM adds to :class:`GLAMKeys` (``GLAMStageNetwork`` in training mode)."""
+
+    #: ``(N, C, h, w)`` S_g of the input flipped along both spatial axes, flipped back so that it lines up with
+    #: ``saliency_global`` (``GLAMStageNetwork(flip_consistency=True)``; the loss's flip-consistency term).
+    SALIENCY_GLOBAL_FLIPPED = "saliency_global_flipped"
+
+
 class LossTermKeys(StrEnum):
     """Names of the terms :meth:`~monai_glam.losses.GLAMLoss.terms` returns (logged as ``loss_<name>``)."""
 
@@ -131,3 +140,4 @@ class LossTermKeys(StrEnum):
     BCE_LOCAL = "bce_local"
     SPARSITY_GLOBAL = "sparsity_global"
     SPARSITY_LOCAL = "sparsity_local"
+    FLIP_CONSISTENCY = "flip_consistency"

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -63,11 +65,47 @@ def test_rejects_unknown_stage():
 
 @pytest.mark.parametrize(
     ("stage", "terms"),
-    [("global", {"bce_global", "sparsity_global"}), ("local", {"bce_local", "sparsity_local"}), ("joint", None)],
+    [
+        ("global", {"bce_global", "sparsity_global"}),
+        ("local", {"bce_local", "sparsity_local"}),
+        ("joint", {"bce_global", "sparsity_global", "bce_local", "sparsity_local"}),
+    ],
 )
 def test_loss_for_stage(stage, terms):
     loss = loss_for_stage(stage, global_sparsity_weight=0.5)
     active = {name for name, weight in loss.weights.items() if weight > 0}
-    assert active == (terms or set(loss.weights))
+    assert active == terms
+    flip = loss_for_stage(stage, flip_consistency_weight=1.0)
+    assert flip.uses_flipped_global_map == (stage != "local")  # the local stage does not train the global module
     if stage != "local":
         assert loss.weights["sparsity_global"] == 0.5
+
+
+@pytest.mark.parametrize("stage", ["global", "joint"])
+def test_flip_consistency_adds_the_flipped_global_map_in_training_only(stage):
+    torch.manual_seed(0)
+    glam = GLAM(**TINY_GLAM)
+    net = GLAMStageNetwork(glam, stage, flip_consistency=True).train()
+    x = torch.randn(2, 1, 128, 96)
+    with torch.no_grad():
+        out = net(x)
+        expected = glam.global_network(x.flip(-2, -1))["saliency_global"].flip(-2, -1)
+        assert "saliency_global_flipped" not in net.eval()(x)
+    assert out["saliency_global_flipped"].shape == out["saliency_global"].shape == (2, 2, 8, 6)
+    torch.testing.assert_close(out["saliency_global_flipped"], expected)
+    assert not torch.allclose(out["saliency_global_flipped"], out["saliency_global"])  # a random net is not symmetric
+    with pytest.raises(ValueError, match="keeps frozen"):
+        GLAMStageNetwork(glam, "local", flip_consistency=True)
+
+
+def test_training_with_a_flip_consistency_loss_runs_the_flipped_pass(tmp_path):
+    torch.manual_seed(0)
+    glam = GLAM(**TINY_GLAM)
+    loader = create_loader(make_dataset(4), batch_size=4)
+    loss = loss_for_stage("global", flip_consistency_weight=1.0)
+    run = create_glam_training(glam, loader, tmp_path, stage="global", max_epochs=1, loss=loss, tensorboard=False)
+    assert run.trainer.network.flip_consistency
+    run.run()
+    output = run.trainer.state.output
+    assert "saliency_global_flipped" in output["pred"]
+    assert math.isfinite(output["loss"].item())

@@ -15,6 +15,7 @@ def _pred(prob_global, prob_local, saliency_value=0.25, patch_value=0.5):
         "prob_local": torch.tensor(prob_local),
         "saliency_global": torch.full((2, 2, 4, 3), saliency_value),
         "patch_saliency": torch.full((2, 1, 2, 2, 2), patch_value),
+        "saliency_global_flipped": torch.full((2, 2, 4, 3), saliency_value),
     }
 
 
@@ -37,7 +38,8 @@ def test_terms_match_hand_computation():
 @pytest.mark.parametrize(
     ("weights", "expected_terms"),
     [
-        ({}, set(LossTermKeys)),
+        ({}, set(LossTermKeys) - {"flip_consistency"}),
+        ({"flip_consistency_weight": 0.5}, set(LossTermKeys)),
         ({"local_bce_weight": 0.0, "local_sparsity_weight": 0.0}, {"bce_global", "sparsity_global"}),
         ({"global_bce_weight": 0.0, "global_sparsity_weight": 0.0}, {"bce_local", "sparsity_local"}),
     ],
@@ -70,7 +72,7 @@ def test_label_dict_target_equals_the_label_tensor(target):
     pred = _pred([[0.9, 0.2], [0.4, 0.7]], [[0.6, 0.5], [0.3, 0.8]])
     reference = loss.terms(pred, torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
     terms = loss.terms(pred, target)
-    assert list(terms) == list(LossTermKeys)
+    assert list(terms) == [key for key in LossTermKeys if key != "flip_consistency"]
     for name, value in reference.items():
         assert terms[name].item() == value.item()
     assert loss(pred, target).item() == pytest.approx(loss.combine(reference).item())
@@ -149,3 +151,29 @@ def test_all_zero_weights_is_an_error():
     loss = GLAMLoss(0, 0, 0, 0)
     with pytest.raises(ValueError, match="every GLAMLoss weight is zero"):
         loss(_pred([[0.5, 0.5]], [[0.5, 0.5]]), torch.ones(1, 2))
+
+
+def test_flip_consistency_is_the_mean_absolute_difference_summed_over_classes():
+    saliency = torch.zeros(2, 2, 4, 3)
+    saliency[:, 0, 1, 1] = 0.6  # benign peak one cell away from where the flipped pass put it
+    flipped = torch.zeros(2, 2, 4, 3)
+    flipped[:, 0, 2, 1] = 0.6
+    pred = {"saliency_global": saliency, "saliency_global_flipped": flipped}
+    loss = GLAMLoss(
+        global_bce_weight=0,
+        local_bce_weight=0,
+        global_sparsity_weight=0,
+        local_sparsity_weight=0,
+        flip_consistency_weight=2.0,
+    )
+    assert loss.uses_flipped_global_map and not GLAMLoss().uses_flipped_global_map
+    terms = loss.terms(pred, torch.zeros(2, 2))
+    assert list(terms) == [LossTermKeys.FLIP_CONSISTENCY]
+    assert terms[LossTermKeys.FLIP_CONSISTENCY].item() == pytest.approx(2 * 0.6 / 12)  # two cells of 12, class 0
+    assert loss(pred, torch.zeros(2, 2)).item() == pytest.approx(2.0 * 2 * 0.6 / 12)
+    pred["saliency_global_flipped"] = saliency.clone()
+    assert loss(pred, torch.zeros(2, 2)).item() == 0.0
+    with pytest.raises(ValueError, match="no 'saliency_global_flipped' entry"):
+        loss({"saliency_global": saliency}, torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="flip_consistency must be >= 0"):
+        GLAMLoss(flip_consistency_weight=-1.0)

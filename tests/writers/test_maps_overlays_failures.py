@@ -106,3 +106,12 @@ def test_failure_log_reports_the_root_cause(tmp_path: Path) -> None:
         {"index": 5, "image": "?", "stage": "write", "error": "OSError: disk full"},
     ]
     assert FailureLog().summary() == "no item failed"
+
+
+def test_merge_shards_needs_one_datalist_position_per_prediction(tmp_path):
+    from monai_glam.engines import build_inference_transforms
+    from monai_glam.writers import FailureLog, OriginalGeometryInverter, PredictionWriter
+
+    writer = PredictionWriter(tmp_path, OriginalGeometryInverter(build_inference_transforms((64, 48), 1, 2)))
+    with pytest.raises(ValueError, match="1 positions for 0 predictions"):
+        writer.merge_shards(FailureLog(), [3])  # checked before any collective call, so no process group is needed
