@@ -39,7 +39,7 @@ def test_verify_net_in_out_detects_wrong_channels():
             meta_file=META,
             config_file=INFER,
             device="cpu",
-            **{"network_def#output_key": "patch_boxes"},
+            **{"network_def#output_key": "saliency", "network_def#num_classes": 3},  # metadata: 2 channels
         )
 
 
