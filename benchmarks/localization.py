@@ -94,7 +94,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sparsity-global", type=float, default=0.05, help="β_g (default 0.05)")
     parser.add_argument("--sparsity-local", type=float, default=0.05, help="β_l (default 0.05)")
     parser.add_argument(
-        "--flip-consistency", type=float, default=0.0, help="weight of the global map's flip-consistency term"
+        "--flip-consistency",
+        type=float,
+        default=None,
+        help="weight of the global map's flip-consistency term (default: the preset's, 1 for small and tiny)",
+    )
+    parser.add_argument(
+        "--local-flip-consistency", type=float, default=0.0, help="weight of the patch maps' flip-consistency term"
     )
     parser.add_argument("--no-augment", action="store_true", help="train GLAM and the CNN without augmentation")
     parser.add_argument("--cnn-epochs", type=int, default=12, help="ResNet-18 epochs (default 12)")
@@ -111,7 +117,9 @@ def train_glam(args: argparse.Namespace, datalist: Path, runs: Path) -> tuple[Pa
     common = {"preset": args.preset, "batch_size": args.batch_size, "seed": args.seed, "device": "cpu"}
     common.update(image_interval=0, log_interval=0, show_progress=False, augment=not args.no_augment)
     common.update(global_sparsity_weight=args.sparsity_global, local_sparsity_weight=args.sparsity_local)
-    common.update(flip_consistency_weight=args.flip_consistency)
+    common.update(
+        flip_consistency_weight=args.flip_consistency, local_flip_consistency_weight=args.local_flip_consistency
+    )
     glam_kwargs = {
         key: value
         for key, value in (

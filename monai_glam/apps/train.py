@@ -53,6 +53,7 @@ def _run(args: argparse.Namespace) -> int:
         local_sparsity_weight=args.sparsity_local,
         pos_weight=args.pos_weight,
         flip_consistency_weight=args.flip_consistency,
+        local_flip_consistency_weight=args.local_flip_consistency,
     )
     if not is_main_process():
         return 0
@@ -115,9 +116,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--flip-consistency",
         type=number(0.0),
+        default=None,
+        metavar="WEIGHT",
+        help="weight of the global map's flip-consistency term (global/joint stages; default: the preset's, "
+        "1 for small and tiny, 0 for paper)",
+    )
+    parser.add_argument(
+        "--local-flip-consistency",
+        type=number(0.0),
         default=0.0,
         metavar="WEIGHT",
-        help="weight of the global map's flip-consistency term (global/joint stages; default 0: off)",
+        help="weight of the patch maps' flip-consistency term (local/joint stages; default 0: off)",
     )
     parser.add_argument("--num-workers", type=NON_NEGATIVE_INT, default=0, help="data-loading workers (default 0)")
     parser.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")

@@ -10,6 +10,7 @@ from monai.utils import StrEnum
 from torch import nn
 
 from monai_glam.losses import GLAMLoss
+from monai_glam.networks.blocks.patch_ops import crop_patches
 from monai_glam.networks.nets.glam import GLAM
 from monai_glam.utils.enums import GLAMKeys, TrainingOutputKeys
 
@@ -54,18 +55,28 @@ class GLAMStageNetwork(nn.Module):
     With ``flip_consistency=True`` (``global`` and ``joint`` stages) a training-mode forward also runs the global
     module on the input flipped along both spatial axes and returns that S_g flipped back as
     ``saliency_global_flipped`` (:class:`~monai_glam.utils.enums.TrainingOutputKeys`), for the loss's
-    flip-consistency term; it costs one more global forward and backward per step.
+    flip-consistency term; it costs one more global forward and backward per step. ``local_flip_consistency=True``
+    (``local`` and ``joint`` stages) does the same for the local module: each selected patch is flipped along
+    both axes and its map, flipped back, is returned as ``patch_saliency_flipped``.
 
     Args:
         glam: the model to train.
         stage: ``"global"``, ``"local"`` or ``"joint"``.
         flip_consistency: also return ``saliency_global_flipped`` in training mode.
+        local_flip_consistency: also return ``patch_saliency_flipped`` in training mode.
 
     Raises:
-        ValueError: an unknown stage, or ``flip_consistency`` in the ``local`` stage (the global module is frozen).
+        ValueError: an unknown stage, ``flip_consistency`` in the ``local`` stage (the global module is frozen) or
+            ``local_flip_consistency`` in the ``global`` stage (the local module is frozen).
     """
 
-    def __init__(self, glam: GLAM, stage: str | TrainingStage, flip_consistency: bool = False) -> None:
+    def __init__(
+        self,
+        glam: GLAM,
+        stage: str | TrainingStage,
+        flip_consistency: bool = False,
+        local_flip_consistency: bool = False,
+    ) -> None:
         super().__init__()
         try:
             self.stage = TrainingStage(stage)
@@ -73,7 +84,10 @@ class GLAMStageNetwork(nn.Module):
             raise ValueError(f"stage must be one of {[s.value for s in TrainingStage]}, got {stage!r}.") from None
         if flip_consistency and self.stage == TrainingStage.LOCAL:
             raise ValueError("flip_consistency trains the global module, which the 'local' stage keeps frozen.")
+        if local_flip_consistency and self.stage == TrainingStage.GLOBAL:
+            raise ValueError("local_flip_consistency trains the local module, which the 'global' stage keeps frozen.")
         self.flip_consistency = bool(flip_consistency)
+        self.local_flip_consistency = bool(local_flip_consistency)
         self.glam = glam
         for module in self.frozen_modules():
             module.requires_grad_(False)
@@ -119,6 +133,12 @@ class GLAMStageNetwork(nn.Module):
         if self.flip_consistency and self.training:
             flipped = self.glam.global_network(x.flip(-2, -1))[GLAMKeys.SALIENCY_GLOBAL]
             out[TrainingOutputKeys.SALIENCY_GLOBAL_FLIPPED.value] = flipped.flip(-2, -1)
+        if self.local_flip_consistency and self.training:
+            boxes = out[GLAMKeys.PATCH_BOXES]
+            patch_size = [int(self.glam.patch_size[0]), int(self.glam.patch_size[1])]
+            patches = crop_patches(x, boxes, patch_size).flatten(0, 1).flip(-2, -1)
+            maps = self.glam.local_network(patches).flip(-2, -1)
+            out[TrainingOutputKeys.PATCH_SALIENCY_FLIPPED.value] = maps.reshape(out[GLAMKeys.PATCH_SALIENCY].shape)
         return out
 
 
@@ -130,7 +150,7 @@ def loss_for_stage(stage: str | TrainingStage, **loss_kwargs: Any) -> GLAMLoss:
     """
     stage = TrainingStage(stage)
     if stage == TrainingStage.GLOBAL:
-        loss_kwargs.update(local_bce_weight=0.0, local_sparsity_weight=0.0)
+        loss_kwargs.update(local_bce_weight=0.0, local_sparsity_weight=0.0, local_flip_consistency_weight=0.0)
     elif stage == TrainingStage.LOCAL:
         loss_kwargs.update(global_bce_weight=0.0, global_sparsity_weight=0.0, flip_consistency_weight=0.0)
     return GLAMLoss(**loss_kwargs)

@@ -19,7 +19,7 @@ from monai_glam.data import MammogramDataset, read_datalist
 from monai_glam.data.errors import NoUsableItemsError
 from monai_glam.engines.stages import TrainingStage, loss_for_stage
 from monai_glam.engines.workflows import LAST_CHECKPOINT, create_glam_training, create_loader
-from monai_glam.networks import GLAM, glam_preset
+from monai_glam.networks import GLAM, glam_preset, preset_flip_consistency
 from monai_glam.networks.io import MODEL_CONFIG_NAME, load_glam_weights, save_model_config
 from monai_glam.transforms import glam_transforms, scaled_crop_parameters
 from monai_glam.utils.atomic import atomic_output_path, atomic_write_text
@@ -74,7 +74,8 @@ def run_training(
     global_sparsity_weight: float = 0.05,
     local_sparsity_weight: float = 0.05,
     pos_weight: Sequence[float] | None = None,
-    flip_consistency_weight: float = 0.0,
+    flip_consistency_weight: float | None = None,
+    local_flip_consistency_weight: float = 0.0,
 ) -> dict[str, float]:
     """Train one GLAM stage on the ``training`` split of a datalist, validating on its ``validation`` split.
 
@@ -110,9 +111,13 @@ def run_training(
         local_sparsity_weight: β_l, weight of the patch maps' L1 sparsity term.
         pos_weight: per-class weights of the positive images in the BCE terms (e.g. negatives / positives of the
             training split, for imbalanced data); ``None`` weighs them like negatives.
-        flip_consistency_weight: weight of the global map's flip-consistency term (``global`` and ``joint`` stages; 0:
-            off, the paper's objective). It keeps a from-scratch global map from settling beside the lesions, at
-            the cost of one more global forward and backward per step (docs/localization.md).
+        flip_consistency_weight: weight of the global map's flip-consistency term (``global`` and ``joint`` stages;
+            0: off, the paper's objective); ``None``: the preset's default (:func:`~monai_glam.networks.
+            preset_flip_consistency`: 1 for ``small`` and ``tiny``, 0 for ``paper``). It keeps a from-scratch
+            global map from settling beside the lesions, at the cost of one more global forward and backward per
+            step (docs/localization.md).
+        local_flip_consistency_weight: the same term for the patch maps of the local module (``local`` and ``joint``
+            stages; 0: off); one more local forward and backward per step.
 
     Returns:
         The last validation metrics (empty without a validation split).
@@ -126,12 +131,15 @@ def run_training(
     window = tuple(int(v) for v in (window or config["window"]))
     if len(window) != 2 or min(window) < 1:
         raise ValueError(f"window must be two positive integers, got {window}.")
+    if flip_consistency_weight is None:
+        flip_consistency_weight = preset_flip_consistency(preset)
     loss = loss_for_stage(
         stage,
         global_sparsity_weight=global_sparsity_weight,
         local_sparsity_weight=local_sparsity_weight,
         pos_weight=pos_weight,
         flip_consistency_weight=flip_consistency_weight,
+        local_flip_consistency_weight=local_flip_consistency_weight,
     )  # checks the weights before anything is read or written
     check_training_folder(output_dir, resume=resume, overwrite=overwrite, delete=False)
     if resume:
@@ -169,6 +177,7 @@ def run_training(
             "local_sparsity_weight": local_sparsity_weight,
             "pos_weight": list(pos_weight) if pos_weight is not None else None,
             "flip_consistency_weight": flip_consistency_weight,
+            "local_flip_consistency_weight": local_flip_consistency_weight,
             "init_checkpoint": str(init_checkpoint) if init_checkpoint else None,
         }
         atomic_write_text(output_dir / TRAINING_CONFIG_FILE, json.dumps(run_settings, indent=2) + "\n")

@@ -564,7 +564,12 @@ def create_glam_training(
     glam.to(device)
     loss = loss if loss is not None else loss_for_stage(stage)
     # The loss's flip-consistency term needs the global map of the flipped input, which the network computes.
-    network: torch.nn.Module = GLAMStageNetwork(glam, stage, flip_consistency=uses_flipped_global_map(loss))
+    network: torch.nn.Module = GLAMStageNetwork(
+        glam,
+        stage,
+        flip_consistency=bool(getattr(loss, "uses_flipped_global_map", False)),
+        local_flip_consistency=bool(getattr(loss, "uses_flipped_patch_maps", False)),
+    )
     parameters = network.trainable_parameters()
     eval_network = network
     if world_size > 1:
@@ -625,8 +630,3 @@ def create_glam_training(
     if show_progress:
         attach_progress_bar(trainer)
     return GLAMTrainingRun(glam, stage, trainer, evaluator, writer, output_dir, stop)
-
-
-def uses_flipped_global_map(loss: Any) -> bool:
-    """Whether ``loss`` reads ``saliency_global_flipped`` (a :class:`GLAMLoss` with a flip-consistency weight)."""
-    return bool(getattr(loss, "uses_flipped_global_map", False))

@@ -25,6 +25,7 @@ class GLAMLossTerms:
     SPARSITY_GLOBAL = LossTermKeys.SPARSITY_GLOBAL
     SPARSITY_LOCAL = LossTermKeys.SPARSITY_LOCAL
     FLIP_CONSISTENCY = LossTermKeys.FLIP_CONSISTENCY
+    FLIP_CONSISTENCY_LOCAL = LossTermKeys.FLIP_CONSISTENCY_LOCAL
     ALL: tuple[LossTermKeys, ...] = tuple(LossTermKeys)
 
 
@@ -42,7 +43,9 @@ class GLAMLoss(_Loss):
       away from the evidence (the pooling does not care where), so its map and the patches it selects land
       next to the lesion; such a constant shift of ``δ`` shows as ``2δ`` between the two maps, so this
       self-supervised term (an equivariance constraint as in SEAM, Wang et al., CVPR 2020) pulls the map onto
-      the evidence without any location label.
+      the evidence without any location label;
+    - ``flip_consistency_local``: the same for the patch maps, Σ_c mean |S_l,c(p) − flip(S_l,c(flip(p)))| over the
+      batch and the patches (``patch_saliency_flipped``, ``GLAMStageNetwork(local_flip_consistency=True)``).
 
     The sparsity terms push saliency towards zero wherever the classification terms do not need it, which
     is what makes the maps segment: GLAM inherits this objective from GMIC, and only image-level labels are
@@ -56,6 +59,7 @@ class GLAMLoss(_Loss):
         global_sparsity_weight: weight β_g of ``sparsity_global``.
         local_sparsity_weight: weight β_l of ``sparsity_local``.
         flip_consistency_weight: weight of ``flip_consistency`` (0: not computed).
+        local_flip_consistency_weight: weight of ``flip_consistency_local`` (0: not computed).
         pos_weight: optional per-class weights of the positive examples (e.g. ``negatives / positives``)
             for imbalanced data; ``None`` weighs positives and negatives alike.
         eps: probabilities are clamped to ``[eps, 1 - eps]`` before the logarithm.
@@ -79,6 +83,7 @@ class GLAMLoss(_Loss):
         pos_weight: Sequence[float] | None = None,
         eps: float = 1e-6,
         flip_consistency_weight: float = 0.0,
+        local_flip_consistency_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.weights = {
@@ -87,6 +92,7 @@ class GLAMLoss(_Loss):
             LossTermKeys.SPARSITY_GLOBAL: float(global_sparsity_weight),
             LossTermKeys.SPARSITY_LOCAL: float(local_sparsity_weight),
             LossTermKeys.FLIP_CONSISTENCY: float(flip_consistency_weight),
+            LossTermKeys.FLIP_CONSISTENCY_LOCAL: float(local_flip_consistency_weight),
         }
         for name, weight in self.weights.items():
             if not weight >= 0.0:  # also rejects NaN
@@ -168,12 +174,22 @@ class GLAMLoss(_Loss):
         if self.weights[LossTermKeys.FLIP_CONSISTENCY] > 0:
             flipped = self._get(pred, TrainingOutputKeys.SALIENCY_GLOBAL_FLIPPED)
             out[LossTermKeys.FLIP_CONSISTENCY] = self._sparsity(self._get(pred, GLAMKeys.SALIENCY_GLOBAL) - flipped, 1)
+        if self.weights[LossTermKeys.FLIP_CONSISTENCY_LOCAL] > 0:
+            flipped = self._get(pred, TrainingOutputKeys.PATCH_SALIENCY_FLIPPED)
+            out[LossTermKeys.FLIP_CONSISTENCY_LOCAL] = self._sparsity(
+                self._get(pred, GLAMKeys.PATCH_SALIENCY) - flipped, 2
+            )
         return out
 
     @property
     def uses_flipped_global_map(self) -> bool:
         """Whether the loss needs ``saliency_global_flipped`` (its flip-consistency weight is not zero)."""
         return self.weights[LossTermKeys.FLIP_CONSISTENCY] > 0
+
+    @property
+    def uses_flipped_patch_maps(self) -> bool:
+        """Whether the loss needs ``patch_saliency_flipped`` (its local flip-consistency weight is not zero)."""
+        return self.weights[LossTermKeys.FLIP_CONSISTENCY_LOCAL] > 0
 
     def combine(self, terms: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Weighted sum of terms computed by :meth:`terms`."""

@@ -26,6 +26,7 @@ from monai_glam.networks.nets import (
     PreActResNet,
     glam_network,
     glam_preset,
+    preset_flip_consistency,
     preset_window,
 )
 from monai_glam.networks.nyu_checkpoint import convert_nyu_state_dict, load_nyu_glam
@@ -50,6 +51,7 @@ __all__ = [
     "load_glam_weights",
     "load_model",
     "load_nyu_glam",
+    "preset_flip_consistency",
     "preset_window",
     "read_glam_state_dict",
     "read_model_config",

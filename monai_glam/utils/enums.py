@@ -131,6 +131,9 @@ class TrainingOutputKeys(StrEnum):
     #: ``(N, C, h, w)`` S_g of the input flipped along both spatial axes, flipped back so that it lines up with
     #: ``saliency_global`` (``GLAMStageNetwork(flip_consistency=True)``; the loss's flip-consistency term).
     SALIENCY_GLOBAL_FLIPPED = "saliency_global_flipped"
+    #: ``(N, K, C, p/4, p/4)`` S_l of each patch flipped along both spatial axes, flipped back so that it lines up
+    #: with ``patch_saliency`` (``GLAMStageNetwork(local_flip_consistency=True)``).
+    PATCH_SALIENCY_FLIPPED = "patch_saliency_flipped"
 
 
 class LossTermKeys(StrEnum):
@@ -141,3 +144,4 @@ class LossTermKeys(StrEnum):
     SPARSITY_GLOBAL = "sparsity_global"
     SPARSITY_LOCAL = "sparsity_local"
     FLIP_CONSISTENCY = "flip_consistency"
+    FLIP_CONSISTENCY_LOCAL = "flip_consistency_local"

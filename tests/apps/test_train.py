@@ -29,6 +29,7 @@ def test_train_global_then_local_from_the_command_line(tmp_path, datalist, capsy
     assert config.preprocessing == {"spatial_size": (256, 160), "erosion_iterations": 9, "buffer": 4}
     settings = json.loads((tmp_path / "global" / "training_config.json").read_text())
     assert settings["window"] == [256, 160] and settings["stage"] == "global"
+    assert settings["flip_consistency_weight"] == 1.0  # the tiny preset's default
 
     init = tmp_path / "global" / "last.pt"
     assert main(["train", *common, "--output", str(tmp_path / "local"), "--stage", "local", "--init", str(init)]) == 0

@@ -75,8 +75,9 @@ def test_loss_for_stage(stage, terms):
     loss = loss_for_stage(stage, global_sparsity_weight=0.5)
     active = {name for name, weight in loss.weights.items() if weight > 0}
     assert active == terms
-    flip = loss_for_stage(stage, flip_consistency_weight=1.0)
+    flip = loss_for_stage(stage, flip_consistency_weight=1.0, local_flip_consistency_weight=1.0)
     assert flip.uses_flipped_global_map == (stage != "local")  # the local stage does not train the global module
+    assert flip.uses_flipped_patch_maps == (stage != "global")
     if stage != "local":
         assert loss.weights["sparsity_global"] == 0.5
 
@@ -109,3 +110,24 @@ def test_training_with_a_flip_consistency_loss_runs_the_flipped_pass(tmp_path):
     output = run.trainer.state.output
     assert "saliency_global_flipped" in output["pred"]
     assert math.isfinite(output["loss"].item())
+
+
+@pytest.mark.parametrize("stage", ["local", "joint"])
+def test_local_flip_consistency_adds_the_flipped_patch_maps_in_training_only(stage):
+    from monai_glam.networks.blocks.patch_ops import crop_patches
+
+    torch.manual_seed(0)
+    glam = GLAM(**TINY_GLAM)
+    net = GLAMStageNetwork(glam, stage, local_flip_consistency=True).train()
+    x = torch.randn(2, 1, 128, 96)
+    with torch.no_grad():
+        out = net(x)
+        patches = crop_patches(x, out["patch_boxes"], list(glam.patch_size)).flatten(0, 1)
+        if stage == "local":  # the local module's batch-norm statistics are those of this batch of patches again
+            expected = glam.local_network(patches.flip(-2, -1)).flip(-2, -1)
+            torch.testing.assert_close(out["patch_saliency_flipped"].flatten(0, 1), expected)
+        assert "patch_saliency_flipped" not in net.eval()(x)
+    assert out["patch_saliency_flipped"].shape == out["patch_saliency"].shape
+    assert "saliency_global_flipped" not in out
+    with pytest.raises(ValueError, match="keeps frozen"):
+        GLAMStageNetwork(glam, "global", local_flip_consistency=True)

@@ -16,6 +16,7 @@ def _pred(prob_global, prob_local, saliency_value=0.25, patch_value=0.5):
         "saliency_global": torch.full((2, 2, 4, 3), saliency_value),
         "patch_saliency": torch.full((2, 1, 2, 2, 2), patch_value),
         "saliency_global_flipped": torch.full((2, 2, 4, 3), saliency_value),
+        "patch_saliency_flipped": torch.full((2, 1, 2, 2, 2), patch_value),
     }
 
 
@@ -38,8 +39,8 @@ def test_terms_match_hand_computation():
 @pytest.mark.parametrize(
     ("weights", "expected_terms"),
     [
-        ({}, set(LossTermKeys) - {"flip_consistency"}),
-        ({"flip_consistency_weight": 0.5}, set(LossTermKeys)),
+        ({}, set(LossTermKeys) - {"flip_consistency", "flip_consistency_local"}),
+        ({"flip_consistency_weight": 0.5, "local_flip_consistency_weight": 0.5}, set(LossTermKeys)),
         ({"local_bce_weight": 0.0, "local_sparsity_weight": 0.0}, {"bce_global", "sparsity_global"}),
         ({"global_bce_weight": 0.0, "global_sparsity_weight": 0.0}, {"bce_local", "sparsity_local"}),
     ],
@@ -72,7 +73,7 @@ def test_label_dict_target_equals_the_label_tensor(target):
     pred = _pred([[0.9, 0.2], [0.4, 0.7]], [[0.6, 0.5], [0.3, 0.8]])
     reference = loss.terms(pred, torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
     terms = loss.terms(pred, target)
-    assert list(terms) == [key for key in LossTermKeys if key != "flip_consistency"]
+    assert list(terms) == [key for key in LossTermKeys if not key.startswith("flip_consistency")]
     for name, value in reference.items():
         assert terms[name].item() == value.item()
     assert loss(pred, target).item() == pytest.approx(loss.combine(reference).item())
@@ -177,3 +178,20 @@ def test_flip_consistency_is_the_mean_absolute_difference_summed_over_classes():
         loss({"saliency_global": saliency}, torch.zeros(2, 2))
     with pytest.raises(ValueError, match="flip_consistency must be >= 0"):
         GLAMLoss(flip_consistency_weight=-1.0)
+
+
+def test_local_flip_consistency_compares_each_patch_map_with_its_flipped_pass():
+    maps = torch.zeros(1, 2, 2, 4, 4)  # (N, K, C, s, s)
+    maps[0, 1, 1, 0, 0] = 0.8
+    pred = {"patch_saliency": maps, "patch_saliency_flipped": torch.zeros_like(maps)}
+    loss = GLAMLoss(
+        global_bce_weight=0,
+        local_bce_weight=0,
+        global_sparsity_weight=0,
+        local_sparsity_weight=0,
+        local_flip_consistency_weight=1.0,
+    )
+    assert loss.uses_flipped_patch_maps and not loss.uses_flipped_global_map
+    terms = loss.terms(pred, torch.zeros(1, 2))
+    assert list(terms) == [LossTermKeys.FLIP_CONSISTENCY_LOCAL]
+    assert terms[LossTermKeys.FLIP_CONSISTENCY_LOCAL].item() == pytest.approx(0.8 / 32)  # class 1: one cell of 2 x 16

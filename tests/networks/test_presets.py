@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from monai_glam.networks import GLAM, GLAM_PRESETS, GLAMSingleOutput, glam_network, glam_preset, preset_window
+from monai_glam.networks import (
+    GLAM,
+    GLAM_PRESETS,
+    GLAMSingleOutput,
+    glam_network,
+    glam_preset,
+    preset_flip_consistency,
+    preset_window,
+)
 
 
 @pytest.mark.parametrize("name", sorted(GLAM_PRESETS))
@@ -27,3 +35,18 @@ def test_glam_network_builds_the_preset_with_overrides() -> None:
         preset_window("huge")
     with pytest.raises(ValueError, match="output_key must be one of"):
         glam_network("tiny", output_key="nope")
+
+
+@pytest.mark.parametrize(
+    ("name", "weight", "patches"),
+    [("paper", 0.0, (1, "summed")), ("small", 1.0, (2, "per_class")), ("tiny", 1.0, (2, "per_class"))],
+)
+def test_presets_trained_from_scratch_differ_from_the_paper_where_measured(name, weight, patches) -> None:
+    assert preset_flip_consistency(name) == weight
+    glam = glam_preset(name)["glam"]
+    assert (glam.get("num_patches", 1), glam.get("patch_selection", "summed")) == patches
+    if name == "tiny":
+        net = glam_network(name)
+        assert (net.region_proposal.num_patches, net.region_proposal.selection) == patches
+    with pytest.raises(ValueError, match="unknown GLAM preset"):
+        preset_flip_consistency("huge")

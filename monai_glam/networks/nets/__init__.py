@@ -5,7 +5,13 @@ from __future__ import annotations
 from monai_glam.networks.nets.glam import GLAM, GLAMSingleOutput
 from monai_glam.networks.nets.global_network import GlobalNetwork, PreActResNet
 from monai_glam.networks.nets.local_network import LocalNetwork
-from monai_glam.networks.nets.presets import GLAM_PRESETS, glam_network, glam_preset, preset_window
+from monai_glam.networks.nets.presets import (
+    GLAM_PRESETS,
+    glam_network,
+    glam_preset,
+    preset_flip_consistency,
+    preset_window,
+)
 
 __all__ = [
     "GLAM",
@@ -16,5 +22,6 @@ __all__ = [
     "PreActResNet",
     "glam_network",
     "glam_preset",
+    "preset_flip_consistency",
     "preset_window",
 ]

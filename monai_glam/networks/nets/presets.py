@@ -7,7 +7,7 @@ from typing import Any
 
 from monai_glam.networks.nets.glam import GLAM, GLAMSingleOutput
 
-__all__ = ["GLAM_PRESETS", "glam_network", "glam_preset", "preset_window"]
+__all__ = ["GLAM_PRESETS", "glam_network", "glam_preset", "preset_flip_consistency", "preset_window"]
 
 #: ``name -> {"window": (H, W), "glam": GLAM kwargs}``. ``paper`` is the published model; ``small`` and
 #: ``tiny`` keep its structure (5 pre-activation stages, a stride-1 local ResNet) at lower resolution and width
@@ -15,9 +15,12 @@ __all__ = ["GLAM_PRESETS", "glam_network", "glam_preset", "preset_window"]
 #: they pad the global backbone's convolutions by replication (trained from scratch with the published zero
 #: padding, their global maps fired on the image's frame instead of the lesions), and they select two patches,
 #: one per class (``num_patches=2, patch_selection="per_class"``): with one window chosen on the summed maps
-#: the malignant lesion rarely got a patch, and the fused maps barely beat the global map.
+#: the malignant lesion rarely got a patch, and the fused maps barely beat the global map. ``"training"`` holds
+#: the training defaults that differ between presets: the weight of the global map's flip-consistency term
+#: (:func:`preset_flip_consistency`), on for the presets trained from scratch, off for ``paper``, whose
+#: published objective (and weights) do without it.
 GLAM_PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {"window": (2944, 1920), "glam": {}},
+    "paper": {"window": (2944, 1920), "glam": {}, "training": {"flip_consistency_weight": 0.0}},
     "small": {
         "window": (512, 320),
         "glam": {
@@ -30,6 +33,7 @@ GLAM_PRESETS: dict[str, dict[str, Any]] = {
             "num_patches": 2,
             "patch_selection": "per_class",
         },
+        "training": {"flip_consistency_weight": 1.0},
     },
     "tiny": {
         "window": (256, 160),
@@ -44,12 +48,13 @@ GLAM_PRESETS: dict[str, dict[str, Any]] = {
             "num_patches": 2,
             "patch_selection": "per_class",
         },
+        "training": {"flip_consistency_weight": 1.0},
     },
 }
 
 
 def glam_preset(name: str) -> dict[str, Any]:
-    """A deep copy of preset ``name`` (``{"window": (H, W), "glam": kwargs}``).
+    """A deep copy of preset ``name`` (``{"window": (H, W), "glam": kwargs, "training": defaults}``).
 
     Raises:
         ValueError: for an unknown name.
@@ -76,6 +81,19 @@ def glam_network(preset: str = "paper", output_key: str | None = None, **glam_kw
     if output_key is None:
         return GLAM(**kwargs)
     return GLAMSingleOutput(output_key=str(output_key), **kwargs)
+
+
+def preset_flip_consistency(preset: str = "paper") -> float:
+    """The default weight of the global map's flip-consistency loss term for training ``preset``.
+
+    ``0`` for ``paper`` (the published objective), ``1`` for ``small`` and ``tiny``: trained from scratch with MIL
+    pooling alone, their global maps settled beside the lesions, and the term pulled them back (docs/
+    localization.md).
+
+    Raises:
+        ValueError: for an unknown preset.
+    """
+    return float(glam_preset(preset).get("training", {}).get("flip_consistency_weight", 0.0))
 
 
 def preset_window(preset: str = "paper") -> tuple[int, int]:
