@@ -13,43 +13,37 @@ import torch
 from tests.bundle.conftest import BUNDLE_DIR
 
 
-@pytest.mark.slow  # torchrun / a subprocess bundle run: tens of seconds on 2 cores
-def test_torchrun_two_processes(synthetic_dir, tmp_path):
-    root = tmp_path / "bundle"
-    root.mkdir()
-    command = [
-        sys.executable,
-        "-W",
-        "ignore",
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nnodes=1",
-        "--nproc_per_node=2",
-        "-m",
-        "monai.bundle",
-        "run",
-        "--meta_file",
-        "configs/metadata.json",
+def _torchrun_bundle(configs: list[str], bundle_root, synthetic_dir, *overrides: str) -> str:
+    """``torchrun`` two CPU processes of ``monai.bundle run`` on ``configs``; returns the log (after a 0 exit)."""
+    command = [sys.executable, "-W", "ignore", "-m", "torch.distributed.run", "--standalone", "--nnodes=1"]
+    command += ["--nproc_per_node=2", "-m", "monai.bundle", "run", "--meta_file", "configs/metadata.json"]
+    command += [
         "--config_file",
-        "['configs/train.json','configs/multi_gpu_train.json']",
+        repr([f"configs/{name}" for name in configs]),
         "--logging_file",
         "configs/logging.conf",
-        "--bundle_root",
-        str(root),
-        "--dataset_dir",
-        str(synthetic_dir),
-        "--preset",
-        "tiny",
-        "--batch_size",
-        "2",
-        "--train#trainer#max_epochs",
-        "1",
     ]
+    command += ["--bundle_root", str(bundle_root), "--dataset_dir", str(synthetic_dir), "--preset", "tiny", *overrides]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     result = subprocess.run(command, cwd=BUNDLE_DIR, env=env, capture_output=True, text=True, timeout=400)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
+    return log
+
+
+@pytest.mark.slow  # torchrun / a subprocess bundle run: tens of seconds on 2 cores
+def test_torchrun_two_processes(synthetic_dir, tmp_path):
+    root = tmp_path / "bundle"
+    root.mkdir()
+    log = _torchrun_bundle(
+        ["train.json", "multi_gpu_train.json"],
+        root,
+        synthetic_dir,
+        "--batch_size",
+        "2",
+        "--train#trainer#max_epochs",
+        "1",
+    )
     # 16 training images on 2 ranks in batches of 2: 4 iterations per rank; only rank 0 logs.
     assert log.count("Epoch[1] Metrics") == 1
     assert "Iter: 4/4" in log and "Iter: 5/" not in log
@@ -83,40 +77,9 @@ def test_sharded_inference_writes_what_one_process_writes(trained_bundle, synthe
     )
     workflow.run()
     workflow.finalize()
-    command = [
-        sys.executable,
-        "-W",
-        "ignore",
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nnodes=1",
-        "--nproc_per_node=2",
-        "-m",
-        "monai.bundle",
-        "run",
-        "--meta_file",
-        "configs/metadata.json",
-        "--config_file",
-        "['configs/inference.json','configs/multi_gpu_inference.json']",
-        "--logging_file",
-        "configs/logging.conf",
-        "--bundle_root",
-        str(trained_bundle),
-        "--dataset_dir",
-        str(synthetic_dir),
-        "--preset",
-        "tiny",
-        "--datalist",
-        str(datalist),
-        "--output_dir",
-        str(sharded),
-        "--prediction_writer#formats",
-        "['png']",
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    result = subprocess.run(command, cwd=BUNDLE_DIR, env=env, capture_output=True, text=True, timeout=400)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    configs = ["inference.json", "multi_gpu_inference.json"]
+    cli = ["--datalist", str(datalist), "--output_dir", str(sharded), "--prediction_writer#formats", "['png']"]
+    _torchrun_bundle(configs, trained_bundle, synthetic_dir, *cli)
     expected, got = _result_files(single), _result_files(sharded)
     assert len([name for name in expected if name.startswith("saliency")]) == 8  # 4 good images x 2 classes
     assert sorted(got) == sorted(expected)

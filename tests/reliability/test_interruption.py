@@ -140,6 +140,9 @@ def test_sigkill_repeated(datalist, reference, tmp_path, seed) -> None:
     _kill_and_resume(datalist, reference, tmp_path / "run", seed=seed)
 
 
+# Slow (about 30 s): the default suite keeps the SIGKILL-and-resume test (bit-identical resume) and the SIGTERM
+# inference test (a signal stops a run with consistent outputs); this one adds the SIGINT path of training.
+@pytest.mark.slow
 def test_sigint_stops_training_cleanly_and_resume_finishes(datalist, tmp_path) -> None:
     output = tmp_path / "run"
     epochs = 12  # long enough that the signal lands mid-run
