@@ -159,7 +159,7 @@ class PredictionWriterHandler:
         from monai_glam.writers import FailureLog, ItemFailure
 
         failures = FailureLog("bundle inference")
-        skipped = getattr(getattr(getattr(engine, "data_loader", None), "dataset", None), "skipped", None) or {}
+        skipped = getattr(_dataset(engine), "skipped", None) or {}
         for position, message in sorted(skipped.items()):
             item = self._data[position] if self._data is not None and position < len(self._data) else {}
             source = item.get(CommonKeys.IMAGE, "?") if isinstance(item, Mapping) else item
@@ -179,10 +179,14 @@ class PredictionWriterHandler:
             dist.barrier()  # no rank leaves before the tables exist
 
 
+def _dataset(engine: Engine | None) -> Any:
+    """The engine's dataset (``engine.data_loader.dataset``), None when it has none."""
+    return getattr(getattr(engine, "data_loader", None), "dataset", None)
+
+
 def _datalist(engine: Engine | None) -> Sequence[Any] | None:
     """The items of the engine's dataset (``engine.data_loader.dataset.data``), None when it has none."""
-    dataset = getattr(getattr(engine, "data_loader", None), "dataset", None)
-    data = getattr(dataset, "data", None)
+    data = getattr(_dataset(engine), "data", None)
     return data if isinstance(data, Sequence) and not isinstance(data, (str, bytes)) else None
 
 

@@ -126,8 +126,9 @@ class GLAMLoss(_Loss):
         return per_item.sum(dim=1).mean()
 
     @staticmethod
-    def _sparsity(saliency: torch.Tensor, class_dim: int) -> torch.Tensor:
-        # Σ_c mean|S_c|: mean over every dimension but the class one, then a sum over classes.
+    def _class_mean_abs(saliency: torch.Tensor, class_dim: int) -> torch.Tensor:
+        # Σ_c mean|S_c|: mean over every dimension but the class one, then a sum over classes. The sparsity terms
+        # apply it to a map, the flip-consistency terms to the difference of two maps.
         dims = [d for d in range(saliency.dim()) if d != class_dim]
         return saliency.abs().mean(dim=dims).sum()
 
@@ -168,15 +169,17 @@ class GLAMLoss(_Loss):
         if self.weights[LossTermKeys.BCE_LOCAL] > 0:
             out[LossTermKeys.BCE_LOCAL] = self._bce(self._get(pred, GLAMKeys.PROB_LOCAL), labels)
         if self.weights[LossTermKeys.SPARSITY_GLOBAL] > 0:
-            out[LossTermKeys.SPARSITY_GLOBAL] = self._sparsity(self._get(pred, GLAMKeys.SALIENCY_GLOBAL), 1)
+            out[LossTermKeys.SPARSITY_GLOBAL] = self._class_mean_abs(self._get(pred, GLAMKeys.SALIENCY_GLOBAL), 1)
         if self.weights[LossTermKeys.SPARSITY_LOCAL] > 0:
-            out[LossTermKeys.SPARSITY_LOCAL] = self._sparsity(self._get(pred, GLAMKeys.PATCH_SALIENCY), 2)
+            out[LossTermKeys.SPARSITY_LOCAL] = self._class_mean_abs(self._get(pred, GLAMKeys.PATCH_SALIENCY), 2)
         if self.weights[LossTermKeys.FLIP_CONSISTENCY] > 0:
             flipped = self._get(pred, TrainingOutputKeys.SALIENCY_GLOBAL_FLIPPED)
-            out[LossTermKeys.FLIP_CONSISTENCY] = self._sparsity(self._get(pred, GLAMKeys.SALIENCY_GLOBAL) - flipped, 1)
+            out[LossTermKeys.FLIP_CONSISTENCY] = self._class_mean_abs(
+                self._get(pred, GLAMKeys.SALIENCY_GLOBAL) - flipped, 1
+            )
         if self.weights[LossTermKeys.FLIP_CONSISTENCY_LOCAL] > 0:
             flipped = self._get(pred, TrainingOutputKeys.PATCH_SALIENCY_FLIPPED)
-            out[LossTermKeys.FLIP_CONSISTENCY_LOCAL] = self._sparsity(
+            out[LossTermKeys.FLIP_CONSISTENCY_LOCAL] = self._class_mean_abs(
                 self._get(pred, GLAMKeys.PATCH_SALIENCY) - flipped, 2
             )
         return out
