@@ -6,7 +6,9 @@ training split, then scores every method on the same test split, with thresholds
 split, in the original image geometry (maps mapped back onto the raw mammograms, as ``monai-glam infer`` writes
 them):
 
-- ``glam_fused``: GLAM's fused map, scored by ŷ_g;
+- ``glam_fused``: GLAM's fused map under ``--fusion`` (default the published rule), scored by ŷ_g;
+- ``glam_fused_<rule>``: the same forward pass fused under the other rule (``mean``: the published
+  ``(paste(S_l) + up(S_g)) / 2``; ``local``: S_l inside the patches, S_g outside), scored by ŷ_g;
 - ``glam_global``: S_g alone, nearest-upsampled (GMIC-style, what the global module gives), scored by ŷ_g;
 - ``glam_local``: the local module's patch maps alone (zero outside the patches), scored by ŷ_l;
 - ``cnn_gradcam``: ResNet-18 scores with ``monai.visualize.GradCAM`` maps of its last stage (per-image min-max
@@ -52,12 +54,15 @@ from monai_glam.metrics import (
     roc_auc,
 )
 from monai_glam.networks import glam_preset
+from monai_glam.networks.blocks import FUSION_RULES
 from monai_glam.transforms import glam_transforms
 from monai_glam.utils import BatchKeys
 from monai_glam.utils.atomic import atomic_write_text
 
 METHOD_LABELS = {
     "glam_fused": "GLAM fused map",
+    "glam_fused_mean": "GLAM fused map, published rule (mean)",
+    "glam_fused_local": "GLAM fused map, local rule (S_l in the patches)",
     "glam_global": "GLAM global map only (S_g)",
     "glam_local": "GLAM local maps only (S_l)",
     "cnn_gradcam": "ResNet-18 + Grad-CAM",
@@ -89,7 +94,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--global-padding-mode", default=None, choices=("zeros", "replicate", "reflect"), help="default: the preset's"
     )
-    parser.add_argument("--patch-selection", default=None, choices=("summed", "per_class"), help="default: summed")
+    parser.add_argument(
+        "--fusion",
+        default="mean",
+        choices=FUSION_RULES,
+        help="fusion rule of the 'GLAM fused map' row (default mean, the published one); the other gets its own row",
+    )
+    parser.add_argument("--patch-selection", default=None, choices=("summed", "per_class"), help="default: preset")
     parser.add_argument("--scale-weights", type=float, nargs=3, default=None, help="weights of A1..A3 in S_g")
     parser.add_argument("--sparsity-global", type=float, default=0.05, help="β_g (default 0.05)")
     parser.add_argument("--sparsity-local", type=float, default=0.05, help="β_l (default 0.05)")
@@ -129,6 +140,7 @@ def train_glam(args: argparse.Namespace, datalist: Path, runs: Path) -> tuple[Pa
             ("global_padding_mode", args.global_padding_mode),
             ("scale_weights", tuple(args.scale_weights) if args.scale_weights else None),
             ("patch_selection", args.patch_selection),
+            ("fusion", args.fusion),
         )
         if value is not None
     }
@@ -314,7 +326,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         cnn_time = train_cnn(args, datalist, window, cnn_path)
     print("[4/4] scoring on the validation and test splits")
     model, settings, _ = load_inference_model(checkpoint, device="cpu")
-    predictors = {"glam": glam_localization_predictor(model)}
+    model.fusion = args.fusion  # the rule has no parameters: a reused run is scored under the one asked for
+    other_rules = [rule for rule in FUSION_RULES if rule != args.fusion]
+    predictors = {"glam": glam_localization_predictor(model, extra_fusions=other_rules)}
     if not args.skip_cnn:
         cnn = build_cnn()
         cnn.load_state_dict(torch.load(cnn_path, weights_only=True))

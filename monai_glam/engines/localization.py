@@ -22,7 +22,7 @@ from monai_glam.engines.evaluation import read_item_masks
 from monai_glam.engines.inference import build_inference_transforms
 from monai_glam.metrics.evaluation import froc_peak_settings, localization_truth
 from monai_glam.metrics.localization import LocalizationSplit, compare_localization
-from monai_glam.networks.blocks.patch_ops import paste_patch_maps
+from monai_glam.networks.blocks.patch_ops import FUSION_RULES, fuse_patch_maps, paste_patch_maps
 from monai_glam.networks.nets.glam import GLAM
 from monai_glam.transforms.pipeline import scaled_crop_parameters
 from monai_glam.utils.enums import CLASS_NAMES, BatchKeys, GLAMKeys, mask_keys_for
@@ -44,30 +44,46 @@ GLAM_MAP_METHODS: tuple[str, ...] = ("fused", "global", "local")
 LocalizationPredictor = Callable[[torch.Tensor], Mapping[str, tuple[torch.Tensor, torch.Tensor]]]
 
 
-def glam_localization_predictor(model: GLAM) -> LocalizationPredictor:
+def glam_localization_predictor(model: GLAM, extra_fusions: Sequence[str] = ()) -> LocalizationPredictor:
     """GLAM's three maps of one forward pass, with the image score of each.
 
-    - ``fused``: the published fused map ``(paste(S_l) + up(S_g)) / 2``, scored by ``ŷ_g`` (the published image
-      prediction);
+    - ``fused``: the model's fused map (``model.fusion``; the published ``(paste(S_l) + up(S_g)) / 2`` unless
+      set otherwise), scored by ``ŷ_g`` (the published image prediction);
     - ``global``: ``S_g`` nearest-upsampled to the input (what the global module alone gives), scored by ``ŷ_g``;
-    - ``local``: the patch maps ``S_l`` pasted at their positions, zero elsewhere, scored by ``ŷ_l``.
+    - ``local``: the patch maps ``S_l`` pasted at their positions, zero elsewhere, scored by ``ŷ_l``;
+    - ``fused_<rule>`` for each rule in ``extra_fusions``: the same forward pass fused under another of
+      :data:`~monai_glam.networks.blocks.FUSION_RULES` (the rule has no parameters), scored by ``ŷ_g``.
 
     Args:
         model: a GLAM in eval mode.
+        extra_fusions: further fusion rules to score beside the model's own.
+
+    Raises:
+        ValueError: an unknown rule in ``extra_fusions``.
     """
+    unknown = [rule for rule in extra_fusions if rule not in FUSION_RULES]
+    if unknown:
+        raise ValueError(f"extra_fusions must be among {list(FUSION_RULES)}, got {unknown}.")
 
     def predict(image: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         with torch.inference_mode():
             out = model(image)
             size = [int(image.shape[-2]), int(image.shape[-1])]
-            global_map = F.interpolate(out[GLAMKeys.SALIENCY_GLOBAL], size=size, mode="nearest")
+            saliency_global, patch_maps = out[GLAMKeys.SALIENCY_GLOBAL], out[GLAMKeys.PATCH_SALIENCY]
+            boxes = out[GLAMKeys.PATCH_BOXES]
+            global_map = F.interpolate(saliency_global, size=size, mode="nearest")
             patch = [int(model.patch_size[0]), int(model.patch_size[1])]
-            local_map = paste_patch_maps(out[GLAMKeys.PATCH_SALIENCY], out[GLAMKeys.PATCH_BOXES], size, patch)
+            local_map = paste_patch_maps(patch_maps, boxes, size, patch)
+            extra = {
+                f"fused_{rule}": fuse_patch_maps(saliency_global, patch_maps, boxes, size, patch, rule)[0]
+                for rule in extra_fusions
+            }
         prob_global, prob_local = out[GLAMKeys.PROB_GLOBAL][0], out[GLAMKeys.PROB_LOCAL][0]
         return {
             "fused": (prob_global, out[GLAMKeys.SALIENCY][0]),
             "global": (prob_global, global_map[0]),
             "local": (prob_local, local_map[0]),
+            **{name: (prob_global, value) for name, value in extra.items()},
         }
 
     return predict

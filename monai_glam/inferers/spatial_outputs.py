@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from monai_glam.networks.blocks.patch_ops import paste_patch_maps
+from monai_glam.networks.blocks.patch_ops import fuse_patch_maps, paste_patch_maps
 from monai_glam.networks.nets.glam import GLAM
 from monai_glam.utils.enums import GLAMKeys
 
@@ -106,8 +105,9 @@ class GLAMSpatialOutputs(nn.Module):
         )
         saliency = out.get(GLAMKeys.SALIENCY.value)
         if saliency is None:  # GLAM(saliency_in_training=False) in training mode skips the fused map
-            local_full = F.interpolate(saliency_local, size=(height, width), mode="nearest")
-            saliency = (local_full + F.interpolate(saliency_global, size=(height, width), mode="nearest")) * 0.5
+            saliency = fuse_patch_maps(
+                saliency_global, patch_maps, boxes, [height, width], list(self.patch_size), self.network.fusion
+            )
         return (
             saliency,
             saliency_local,

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from monai_glam.networks.blocks import (
+    FUSION_RULES,
     BasicBlock,
     ConvBatchNorm,
     PreActBasicBlock,
@@ -143,6 +144,17 @@ def test_paste_patch_maps_gradient_reaches_visible_cells_only():
     assert torch.equal(maps.grad[0, 1], torch.full((1, 2, 2), 4.0))
 
 
+def _fusion_reference(rule, saliency_global, patch_maps, boxes, size, patch):
+    """Each rule written out with whole-map tensors: the pasted local map, its coverage, the upsampled S_g."""
+    pasted = paste_patch_maps(patch_maps, boxes, size, patch)
+    covered = paste_patch_maps(torch.ones_like(patch_maps), boxes, size, patch) > 0
+    global_up = torch.nn.functional.interpolate(saliency_global, size=size, mode="nearest")
+    if rule == "mean":
+        return (pasted + global_up) * 0.5  # published
+    return torch.where(covered, pasted, global_up)
+
+
+@pytest.mark.parametrize("rule", FUSION_RULES)
 @pytest.mark.parametrize(
     "boxes",
     [
@@ -152,23 +164,26 @@ def test_paste_patch_maps_gradient_reaches_visible_cells_only():
         [[[8, 8, 24, 20], [8, 8, 24, 20]]],  # the later patch hides the earlier one
     ],
 )
-def test_fuse_patch_maps_equals_the_published_formula(boxes):
+def test_fuse_patch_maps_equals_its_formula(rule, boxes):
     torch.manual_seed(0)
     saliency_global = torch.rand(1, 2, 8, 6, requires_grad=True)
     patch_maps = torch.rand(1, 2, 2, 4, 3, requires_grad=True)
     boxes = torch.tensor(boxes)
     size, patch = [64, 48], [16, 12]
-    reference = (
-        paste_patch_maps(patch_maps, boxes, size, patch)
-        + torch.nn.functional.interpolate(saliency_global, size=size, mode="nearest")
-    ) * 0.5
-    fused = fuse_patch_maps(saliency_global, patch_maps, boxes, size, patch)
+    reference = _fusion_reference(rule, saliency_global, patch_maps, boxes, size, patch)
+    fused = fuse_patch_maps(saliency_global, patch_maps, boxes, size, patch, rule)
     assert torch.equal(fused, reference)  # bit for bit: halving is exact
     weights = torch.rand_like(reference)
     expected = torch.autograd.grad((reference * weights).sum(), [saliency_global, patch_maps])
     got = torch.autograd.grad((fused * weights).sum(), [saliency_global, patch_maps])
     for a, b in zip(expected, got, strict=True):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_fuse_patch_maps_rejects_unknown_rule():
+    with pytest.raises(ValueError, match="rule must be one of"):
+        boxes = torch.zeros(1, 1, 4, dtype=torch.long)
+        fuse_patch_maps(torch.rand(1, 2, 4, 4), torch.rand(1, 1, 2, 2, 2), boxes, [8, 8], [4, 4], "max")
 
 
 @pytest.mark.parametrize("training", [True, False])

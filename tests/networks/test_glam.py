@@ -78,6 +78,7 @@ def test_published_configuration_sizes():
         ({"in_channels": 2}, "local_in_channels"),
         ({"global_padding_mode": "circular"}, "padding_mode"),
         ({"patch_selection": "max"}, "selection"),
+        ({"fusion": "max"}, "fusion"),
     ],
 )
 def test_constructor_rejects_bad_arguments(kwargs, match):
@@ -114,15 +115,22 @@ def test_saliency_in_training_switch():
     assert _model().train()(x)[GLAMKeys.SALIENCY].requires_grad
 
 
-def test_fused_map_composition():
-    net = _model().eval()
+@pytest.mark.parametrize(
+    ("fusion", "outside", "inside"),
+    [
+        ("mean", lambda g: g / 2, lambda g, s: (s + g) / 2),  # published
+        ("local", lambda g: g, lambda g, s: s),  # the local map replaces the global one in the patch
+    ],
+)
+def test_fused_map_composition(fusion, outside, inside):
+    net = _model(fusion=fusion).eval()
     with torch.no_grad():
         out = net(torch.randn(1, 1, 256, 160))
     global_up = F.interpolate(out[GLAMKeys.SALIENCY_GLOBAL], size=(256, 160), mode="nearest")
     r0, c0, r1, c1 = out[GLAMKeys.PATCH_BOXES][0, 0].tolist()
     local_up = F.interpolate(out[GLAMKeys.PATCH_SALIENCY][:, 0], scale_factor=4, mode="nearest")
-    expected = global_up / 2
-    expected[..., r0:r1, c0:c1] = (local_up + global_up[..., r0:r1, c0:c1]) / 2
+    expected = outside(global_up)
+    expected[..., r0:r1, c0:c1] = inside(global_up[..., r0:r1, c0:c1], local_up)
     assert torch.allclose(out[GLAMKeys.SALIENCY], expected, atol=1e-7)
 
 

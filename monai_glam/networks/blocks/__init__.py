@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monai_glam.networks.blocks.patch_ops import crop_patches, fuse_patch_maps, paste_patch_maps
+from monai_glam.networks.blocks.patch_ops import FUSION_RULES, crop_patches, fuse_patch_maps, paste_patch_maps
 from monai_glam.networks.blocks.pooling import TopTPooling, top_t_count
 from monai_glam.networks.blocks.region_proposal import PATCH_SELECTIONS, RegionProposal, rescale_index
 from monai_glam.networks.blocks.resnet_blocks import (
@@ -14,6 +14,7 @@ from monai_glam.networks.blocks.resnet_blocks import (
 )
 
 __all__ = [
+    "FUSION_RULES",
     "PADDING_MODES",
     "PATCH_SELECTIONS",
     "BasicBlock",

@@ -5,7 +5,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["crop_patches", "fuse_patch_maps", "paste_patch_maps"]
+__all__ = ["FUSION_RULES", "crop_patches", "fuse_patch_maps", "paste_patch_maps"]
+
+#: How :func:`fuse_patch_maps` combines the maps: ``mean`` is the published rule, ``local`` lets the local map
+#: replace the global map inside the patches.
+FUSION_RULES: tuple[str, ...] = ("mean", "local")
 
 
 def crop_patches(image: torch.Tensor, boxes: torch.Tensor, patch_size: list[int]) -> torch.Tensor:
@@ -101,14 +105,22 @@ def fuse_patch_maps(
     boxes: torch.Tensor,
     image_size: list[int],
     patch_size: list[int],
+    rule: str = "mean",
 ) -> torch.Tensor:
-    """GLAM's fused map ``S = (paste(S_l) + nearest_up(S_g)) / 2`` with one full-resolution tensor.
+    """GLAM's fused full-resolution map from the global map and the patch maps, in one full-resolution tensor.
 
-    Equal to ``(paste_patch_maps(patch_maps, ...) + F.interpolate(saliency_global, image_size)) / 2`` (halving
-    is exact in floating point, so ``a / 2 + b / 2`` rounds like ``(a + b) / 2``), but the half global map is
-    upsampled once and the halved patch pixels are added into it in place, instead of building the pasted map,
-    the upsampled map, their sum and its half: at the paper size that is 43 MB instead of about 170 MB at once.
-    Pixels that are not pasted (outside the image or under a later patch) add an exact zero at position 0.
+    - ``rule="mean"`` (published): ``S = (paste(S_l) + nearest_up(S_g)) / 2``, i.e. the mean of both maps inside
+      the patches and half the global map outside them. Equal to ``(paste_patch_maps(patch_maps, ...) +
+      F.interpolate(saliency_global, image_size)) / 2`` (halving is exact in floating point, so ``a / 2 + b / 2``
+      rounds like ``(a + b) / 2``), but the half global map is upsampled once and the halved patch pixels are
+      added into it in place, instead of building the pasted map, the upsampled map, their sum and its half: at
+      the paper size that is 43 MB instead of about 170 MB at once. Pixels that are not pasted (outside the image
+      or under a later patch) add an exact zero at position 0.
+    - ``rule="local"``: ``S = S_l`` inside the patches and ``nearest_up(S_g)`` outside them. Inside a patch the
+      local module has seen the pixels at full resolution, so its map replaces the global map's coarse cells
+      there (under the mean rule a global cell that peaks beside a small lesion moves the fused maximum off it);
+      where boxes overlap the later patch wins, as in :func:`paste_patch_maps`. Not the published model: see
+      ``docs/localization.md`` for when it helps.
 
     Args:
         saliency_global: ``(N, C, h, w)`` global map S_g.
@@ -116,13 +128,26 @@ def fuse_patch_maps(
         boxes: ``(N, K, 4)`` int64 patch boxes in image pixels.
         image_size: ``(H, W)`` of the output.
         patch_size: ``(p_h, p_w)``.
+        rule: one of :data:`FUSION_RULES`.
 
     Returns:
         ``(N, C, H, W)``, differentiable with respect to ``saliency_global`` and ``patch_maps``.
+
+    Raises:
+        ValueError: an unknown ``rule``.
     """
     n, c = saliency_global.shape[0], saliency_global.shape[1]
     height, width = int(image_size[0]), int(image_size[1])
     index, values, keep = _paste_plan(patch_maps, boxes, image_size, patch_size)
+    if rule == "local":
+        # One scatter with unique indices (hidden or outside pixels go to a discarded slot): deterministic.
+        discard = height * width
+        upsampled = F.interpolate(saliency_global.contiguous(), size=(height, width), mode="nearest")
+        canvas = torch.cat([upsampled.reshape(n, c, discard), upsampled.new_zeros(n, c, 1)], dim=2)
+        index = torch.where(keep, index, torch.full_like(index, discard))
+        return canvas.scatter(2, index, values)[..., :discard].reshape(n, c, height, width)
+    if rule != "mean":
+        raise ValueError("rule must be one of ['mean', 'local'], got '" + rule + "'.")  # TorchScript: no f-strings
     fused = F.interpolate((saliency_global * 0.5).contiguous(), size=(height, width), mode="nearest")
     index = torch.where(keep, index, torch.zeros_like(index))
     values = torch.where(keep, values * 0.5, torch.zeros_like(values))

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from monai_glam.networks.blocks.patch_ops import crop_patches, fuse_patch_maps
+from monai_glam.networks.blocks.patch_ops import FUSION_RULES, crop_patches, fuse_patch_maps
 from monai_glam.networks.blocks.pooling import TopTPooling
 from monai_glam.networks.blocks.region_proposal import RegionProposal
 from monai_glam.networks.nets.global_network import GlobalNetwork
@@ -59,6 +59,9 @@ class GLAM(nn.Module):
             presets: no artificial frame for the maps to fire on; see :class:`GlobalNetwork`).
         patch_selection: ``"summed"`` (published: windows picked on the sum of the normalised class maps) or
             ``"per_class"`` (pick ``k`` on class ``k mod C``'s map; see :class:`RegionProposal`).
+        fusion: how the ``saliency`` output combines the maps: ``"mean"`` (published: ``(paste(S_l) + up(S_g)) /
+            2``) or ``"local"`` (``S_l`` inside the patches, ``up(S_g)`` outside; see :func:`fuse_patch_maps`). It
+            has no parameters, so a trained model can be switched either way.
 
     ``forward(x)`` takes ``(N, in_channels, H, W)`` and returns a dict keyed by :class:`GLAMKeys`:
     ``prob_global``/``prob_local`` ``(N, C)``; ``saliency_global`` and ``saliency_a1..a3``
@@ -92,8 +95,11 @@ class GLAM(nn.Module):
         gradient_checkpointing: bool = False,
         global_padding_mode: str = "zeros",
         patch_selection: str = "summed",
+        fusion: str = "mean",
     ) -> None:
         super().__init__()
+        if fusion not in FUSION_RULES:
+            raise ValueError(f"fusion must be one of {list(FUSION_RULES)}, got {fusion!r}.")
         if in_channels < 1:
             raise ValueError(f"in_channels must be positive, got {in_channels!r}.")
         self.in_channels = int(in_channels)
@@ -125,6 +131,7 @@ class GLAM(nn.Module):
         self.local_pool = TopTPooling(local_top_k)
         self.patch_size = self.region_proposal.patch_size
         self.saliency_in_training = bool(saliency_in_training)
+        self.fusion = str(fusion)
 
     @torch.jit.unused
     def check_input_size(self, spatial_size: Sequence[int]) -> None:
@@ -168,7 +175,7 @@ class GLAM(nn.Module):
         out[GLAMKeys.PATCH_SALIENCY.value] = patch_maps
         if self.saliency_in_training or not self.training:
             out[GLAMKeys.SALIENCY.value] = fuse_patch_maps(
-                saliency_global, patch_maps, boxes, image_size, [self.patch_size[0], self.patch_size[1]]
+                saliency_global, patch_maps, boxes, image_size, [self.patch_size[0], self.patch_size[1]], self.fusion
             )
         return out
 
