@@ -7,9 +7,11 @@ the same run (a 512→512 3×3 convolution on 1×512×128×128, channels-last).
 
 Usage::
 
-    python benchmarks/bench_train.py [--threads 2] [--runs 3] [--gradient-checkpointing]
+    python benchmarks/bench_train.py [--threads 2] [--runs 3] [--gradient-checkpointing] [--precision bf16]
 
-Run once with and once without ``--gradient-checkpointing``: peak RSS is per process. Nothing here gates CI.
+Run once with and once without ``--gradient-checkpointing``: peak RSS is per process. ``--precision bf16`` runs the
+forward pass under bfloat16 autocast, as ``monai-glam train --precision bf16`` does (use it only where the CPU runs
+bfloat16 natively; elsewhere oneDNN's reference path takes minutes per step). Nothing here gates CI.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from benchmarks.bench_forward import peak_conv_gflops
 from monai_glam.engines import GLAMStageNetwork, loss_for_stage
 from monai_glam.networks import GLAM
+from monai_glam.utils.precision import autocast, to_float32
 
 
 def main() -> None:
@@ -33,8 +36,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="timed steps after one warm-up step")
     parser.add_argument("--gradient-checkpointing", action="store_true", help="recompute local blocks in backward")
     parser.add_argument(
-        "--memory-format", choices=["channels_last", "contiguous"], default="channels_last", help="model layout"
+        "--memory-format",
+        choices=["channels_last", "contiguous"],
+        default="contiguous",
+        help="model and input layout (default contiguous, as monai-glam train without --channels-last)",
     )
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="forward-pass precision")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -46,15 +53,19 @@ def main() -> None:
     x = torch.randn(1, 1, 2944, 1920).contiguous(memory_format=memory_format)
     y = torch.tensor([[1.0, 0.0]])
 
+    def forward() -> dict[str, torch.Tensor]:
+        with autocast(args.precision, x.device):  # as the training engines' GLAMInferer does
+            return to_float32(network(x))
+
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(network(x), y)
+        loss = loss_fn(forward(), y)
         loss.backward()
         optimizer.step()
 
     with FlopCounterMode(display=False) as counter:
         optimizer.zero_grad(set_to_none=True)
-        loss_fn(network(x), y).backward()
+        loss_fn(forward(), y).backward()
     flops = counter.get_total_flops()
     step()  # warm-up
     times = []
@@ -68,7 +79,7 @@ def main() -> None:
     bound = flops / (peak * 1e9)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, layout {args.memory_format}, "
-        f"gradient checkpointing {'on' if args.gradient_checkpointing else 'off'}"
+        f"gradient checkpointing {'on' if args.gradient_checkpointing else 'off'}, precision {args.precision}"
     )
     print(f"train step: median {seconds:.2f} s over {args.runs} steps, peak RSS {rss / 1024:.2f} GiB")
     print(f"flops {flops / 1e9:.1f} GFLOP per step (forward + backward, as counted)")

@@ -13,6 +13,7 @@ from monai_glam.engines import run_training
 from monai_glam.networks import GLAM_PRESETS
 from monai_glam.networks.io import read_model_config
 from monai_glam.utils.distributed import is_main_process
+from monai_glam.utils.precision import PRECISIONS
 
 __all__ = ["add_parser"]
 
@@ -54,6 +55,8 @@ def _run(args: argparse.Namespace) -> int:
         pos_weight=args.pos_weight,
         flip_consistency_weight=args.flip_consistency,
         local_flip_consistency_weight=args.local_flip_consistency,
+        precision=args.precision,
+        channels_last=args.channels_last,
     )
     if not is_main_process():
         return 0
@@ -139,6 +142,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--image-interval", type=NON_NEGATIVE_INT, default=1, help="TensorBoard images every N epochs (0: off)"
     )
     parser.add_argument("--gradient-checkpointing", action="store_true", help="save memory in the local module")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="fp32, bf16 (forward passes under bfloat16 autocast, loss in float32; only where the device runs "
+        "bfloat16 natively) or auto (bf16 there, fp32 elsewhere) (default: fp32)",
+    )
+    parser.add_argument(
+        "--channels-last", action="store_true", help="train in channels_last memory format (model and images)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument(
         "--log-interval", type=NON_NEGATIVE_INT, default=20, help="log losses every N iterations (0: off)"

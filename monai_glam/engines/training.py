@@ -27,6 +27,7 @@ from monai_glam.utils.device import resolve_process_device
 from monai_glam.utils.distributed import destroy_distributed, init_distributed_from_env, is_main_process
 from monai_glam.utils.enums import CLASS_NAMES
 from monai_glam.utils.output_folder import check_training_folder
+from monai_glam.utils.precision import check_precision, resolve_precision
 
 __all__ = [
     "TRAINING_CONFIG_FILE",
@@ -76,6 +77,8 @@ def run_training(
     pos_weight: Sequence[float] | None = None,
     flip_consistency_weight: float | None = None,
     local_flip_consistency_weight: float = 0.0,
+    precision: str = "fp32",
+    channels_last: bool = False,
 ) -> dict[str, float]:
     """Train one GLAM stage on the ``training`` split of a datalist, validating on its ``validation`` split.
 
@@ -118,6 +121,10 @@ def run_training(
             step (docs/localization.md).
         local_flip_consistency_weight: the same term for the patch maps of the local module (``local`` and ``joint``
             stages; 0: off); one more local forward and backward per step.
+        precision: ``fp32`` (default), ``bf16`` (forward passes under bfloat16 autocast, loss in float32) or
+            ``auto`` (``bf16`` where the device runs bfloat16 natively); see :func:`~monai_glam.engines.
+            create_glam_training`.
+        channels_last: train in ``torch.channels_last`` memory format.
 
     Returns:
         The last validation metrics (empty without a validation split).
@@ -126,6 +133,7 @@ def run_training(
         ValueError: bad arguments or datalist, or an output folder that holds another run (see ``overwrite``).
         RunInterruptedError: SIGINT/SIGTERM stopped the run after an iteration, with ``last.pt`` saved there.
     """
+    check_precision(precision)
     config = glam_preset(preset)
     kwargs = {**config["glam"], **dict(glam_kwargs or {})}
     window = tuple(int(v) for v in (window or config["window"]))
@@ -178,6 +186,8 @@ def run_training(
             "pos_weight": list(pos_weight) if pos_weight is not None else None,
             "flip_consistency_weight": flip_consistency_weight,
             "local_flip_consistency_weight": local_flip_consistency_weight,
+            "precision": resolve_precision(precision, resolved_device),
+            "channels_last": channels_last,
             "init_checkpoint": str(init_checkpoint) if init_checkpoint else None,
         }
         atomic_write_text(output_dir / TRAINING_CONFIG_FILE, json.dumps(run_settings, indent=2) + "\n")
@@ -211,6 +221,8 @@ def run_training(
         init_checkpoint=init_checkpoint,
         show_progress=show_progress,
         log_interval=log_interval,
+        precision=precision,
+        channels_last=channels_last,
     )
     try:
         return run.run()

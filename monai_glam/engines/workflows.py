@@ -39,7 +39,6 @@ from monai.handlers import (
     ValidationHandler,
     stopping_fn_from_metric,
 )
-from monai.inferers import SimpleInferer
 from monai.utils import CommonKeys, optional_import
 
 from monai_glam.engines.stages import GLAMStageNetwork, TrainingStage, loss_for_stage
@@ -53,6 +52,7 @@ from monai_glam.handlers import (
     TensorBoardSaliencyHandler,
 )
 from monai_glam.handlers.loss_terms import training_scalars
+from monai_glam.inferers.whole_image import GLAMInferer
 from monai_glam.losses import GLAMLoss
 from monai_glam.metrics.utils import check_thresholds
 from monai_glam.networks.io import load_glam_weights
@@ -60,6 +60,7 @@ from monai_glam.networks.nets.glam import GLAM
 from monai_glam.utils.distributed import is_main_process, rank_and_world_size
 from monai_glam.utils.enums import CLASS_NAMES, BatchKeys, GLAMKeys
 from monai_glam.utils.output_folder import check_training_folder
+from monai_glam.utils.precision import resolve_precision
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -104,6 +105,15 @@ class GLAMPrepareBatch(PrepareBatch):
     selectors and :class:`~monai_glam.handlers.SaliencyDice` read masks from the output, never from the batch.
     """
 
+    def __init__(self, channels_last: bool = False) -> None:
+        """
+        Args:
+            channels_last: give the ``(N, C, H, W)`` images in ``torch.channels_last`` memory format (for a
+                network converted with ``.to(memory_format=torch.channels_last)``: no layout conversion in its
+                first convolution).
+        """
+        self.channels_last = bool(channels_last)
+
     def __call__(
         self,
         batchdata: Mapping[str, Any],
@@ -123,7 +133,10 @@ class GLAMPrepareBatch(PrepareBatch):
         for key in (BatchKeys.MASK, BatchKeys.MASK_AVAILABLE):
             if batchdata.get(key) is not None:
                 target[key.value] = move(batchdata[key])
-        return move(batchdata[BatchKeys.IMAGE]), target
+        image = move(batchdata[BatchKeys.IMAGE])
+        if self.channels_last and image.dim() == 4:
+            image = image.contiguous(memory_format=torch.channels_last)
+        return image, target
 
 
 def _labels(value: Any) -> torch.Tensor:
@@ -517,6 +530,8 @@ def create_glam_training(
     tensorboard: bool = True,
     show_progress: bool = False,
     log_interval: int = 1,
+    precision: str = "fp32",
+    channels_last: bool = False,
 ) -> GLAMTrainingRun:
     """Wire one GLAM training stage from the builders of this module (the same ones the bundle uses).
 
@@ -544,6 +559,11 @@ def create_glam_training(
         tensorboard: write TensorBoard scalars and images.
         show_progress: show a progress bar.
         log_interval: log the loss terms every this many iterations (0: only epoch-level metrics).
+        precision: ``fp32`` (default), ``bf16`` (the training and validation forward passes under bfloat16
+            autocast on ``device``, outputs and loss in float32; worth it only where the device runs bfloat16
+            natively) or ``auto`` (``bf16`` there, ``fp32`` elsewhere); see :mod:`monai_glam.utils.precision`.
+        channels_last: train in ``torch.channels_last`` memory format (model and images), the layout the CPU's
+            convolution kernels prefer (docs/performance.md).
 
     Returns:
         A :class:`GLAMTrainingRun`.
@@ -559,9 +579,12 @@ def create_glam_training(
     if main:
         output_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(device)
+    precision = resolve_precision(precision, device)
     if init_checkpoint is not None:
         load_glam_weights(glam, init_checkpoint)
     glam.to(device)
+    if channels_last:
+        glam.to(memory_format=torch.channels_last)
     loss = loss if loss is not None else loss_for_stage(stage)
     # The loss's flip-consistency term needs the global map of the flipped input, which the network computes.
     network: torch.nn.Module = GLAMStageNetwork(
@@ -584,7 +607,9 @@ def create_glam_training(
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs)
     writer = SummaryWriter(log_dir=str(output_dir / "tensorboard")) if tensorboard and main else None
     score_key = stage_score_key(stage)
-    prepare_batch = GLAMPrepareBatch()
+    prepare_batch = GLAMPrepareBatch(channels_last=channels_last)
+    # GLAMInferer runs the forward pass under the precision's autocast and gives float32 outputs to the loss.
+    inferer = GLAMInferer(precision=precision)
 
     evaluator = None
     if val_loader is not None:
@@ -593,7 +618,7 @@ def create_glam_training(
             val_data_loader=val_loader,
             network=eval_network,
             prepare_batch=prepare_batch,
-            inferer=SimpleInferer(),
+            inferer=inferer,
             key_val_metric=create_key_metric(score_key),
             additional_metrics=create_additional_metrics(score_key, dice_threshold, _class_names(glam.num_classes)),
             val_handlers=create_validation_handlers(writer, image_interval),
@@ -607,7 +632,7 @@ def create_glam_training(
         optimizer=optimizer,
         loss_function=loss,
         prepare_batch=prepare_batch,
-        inferer=SimpleInferer(),
+        inferer=inferer,
         train_handlers=create_train_handlers(
             loss, optimizer, scheduler, evaluator, val_interval, writer, image_interval, log_interval
         ),

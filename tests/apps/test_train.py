@@ -31,8 +31,13 @@ def test_train_global_then_local_from_the_command_line(tmp_path, datalist, capsy
     assert settings["window"] == [256, 160] and settings["stage"] == "global"
     assert settings["flip_consistency_weight"] == 1.0  # the tiny preset's default
 
+    assert settings["precision"] == "fp32" and settings["channels_last"] is False
+
     init = tmp_path / "global" / "last.pt"
-    assert main(["train", *common, "--output", str(tmp_path / "local"), "--stage", "local", "--init", str(init)]) == 0
+    local = ["--output", str(tmp_path / "local"), "--stage", "local", "--init", str(init), "--channels-last"]
+    assert main(["train", *common, *local, "--precision", "auto"]) == 0
+    settings = json.loads((tmp_path / "local" / "training_config.json").read_text())
+    assert settings["channels_last"] is True and settings["precision"] in ("fp32", "bf16")  # auto is resolved
     first = load_glam_weights(GLAM(**config.glam), init)
     second = load_glam_weights(GLAM(**config.glam), tmp_path / "local" / "last.pt")
     for key, value in first.global_network.state_dict().items():  # frozen in the local stage

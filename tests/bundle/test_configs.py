@@ -172,3 +172,20 @@ def test_bundle_gitignore_keeps_outputs_out():
     ignored = Path(BUNDLE_DIR / ".gitignore").read_text().split()
     for entry in ("data/", "eval/", "runs/", "models/*"):
         assert entry in ignored, entry
+
+
+@pytest.mark.parametrize(("precision", "expected"), [("fp32", "fp32"), ("bf16", "bf16"), ("auto", None)])
+def test_train_precision_reaches_both_inferers(precision, expected):
+    """``precision`` in ``train.json`` sets the training and validation forward passes (``auto`` resolved)."""
+    from monai.bundle import ConfigParser
+
+    from monai_glam.inferers import GLAMInferer
+    from monai_glam.utils.precision import resolve_precision
+
+    parser = ConfigParser(_load("train.json"))
+    parser["precision"] = precision
+    parser["device"] = "$torch.device('cpu')"
+    expected = expected or resolve_precision("auto", "cpu")
+    for section in ("train", "validate"):
+        inferer = parser.get_parsed_content(f"{section}#inferer")
+        assert isinstance(inferer, GLAMInferer) and inferer.precision == expected

@@ -33,3 +33,11 @@ def test_label_dict(with_masks: bool) -> None:
 def test_bad_batches(batch, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         GLAMPrepareBatch()(batch)
+
+
+def test_channels_last_images_keep_their_values() -> None:
+    batch = {"image": torch.rand(2, 1, 8, 6), "label": torch.zeros(2, 2), "mask": torch.zeros(2, 2, 8, 6)}
+    image, target = GLAMPrepareBatch(channels_last=True)(batch, torch.device("cpu"))
+    assert image.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(image, batch["image"])
+    assert target["mask"].is_contiguous()  # only the network input changes layout

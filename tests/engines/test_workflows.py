@@ -152,6 +152,44 @@ def test_rejects_bad_arguments(tmp_path, kwargs, error, match):
         create_glam_training(GLAM(**TINY_GLAM), train, tmp_path, tensorboard=False, **kwargs)
 
 
+def _one_epoch_update(folder, **kwargs):
+    """The weights' change over one epoch of two joint steps (lr 1e-2), with the dtypes the forward passes saw."""
+    torch.manual_seed(0)
+    glam = GLAM(**TINY_GLAM)
+    start = torch.cat([p.detach().flatten().clone() for p in glam.parameters()])
+    train = create_loader(make_dataset(8, seed=1), batch_size=4, shuffle=True, seed=7)
+    run = create_glam_training(
+        glam, train, folder, stage="joint", max_epochs=1, learning_rate=1e-2, tensorboard=False, **kwargs
+    )
+    forward: list[torch.dtype] = []
+    glam.global_network.register_forward_hook(lambda _m, _i, out: forward.append(out["prob_global"].dtype))
+    loss: list[torch.dtype] = []
+    run.trainer.add_event_handler(
+        Events.ITERATION_COMPLETED, lambda e: loss.append(e.state.output["pred"]["prob_global"].dtype)
+    )
+    run.run()
+    return glam, torch.cat([p.detach().flatten() for p in glam.parameters()]) - start, forward, loss
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "forward_dtype", "min_cosine"),
+    [
+        ({"channels_last": True}, torch.float32, 0.9999),  # the same training in another memory layout
+        # forward passes in bfloat16: much the same steps (0.89 here; Adam's per-weight normalisation turns a
+        # bfloat16 rounding of a near-zero gradient into a full step, so a few weights differ)
+        ({"precision": "bf16"}, torch.bfloat16, 0.8),
+    ],
+)
+def test_training_precision_and_layout(tmp_path, kwargs, forward_dtype, min_cosine):
+    _, reference, _, _ = _one_epoch_update(tmp_path / "reference")
+    glam, update, forward, loss = _one_epoch_update(tmp_path / "changed", **kwargs)
+    assert set(forward) == {forward_dtype} and set(loss) == {torch.float32}  # the loss sees float32
+    if kwargs.get("channels_last"):
+        assert glam.local_network.stem.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    cosine = float(torch.nn.functional.cosine_similarity(update, reference, dim=0))
+    assert cosine >= min_cosine
+
+
 def test_load_glam_weights_rejects_other_configurations(tmp_path):
     torch.save({"network": GLAM(**TINY_GLAM).state_dict()}, tmp_path / "tiny.pt")
     with pytest.raises(ValueError, match="does not fit"):
