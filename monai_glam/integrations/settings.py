@@ -16,6 +16,9 @@ expects and what it got, so the server stops at start-up instead of failing on t
 - ``device``: ``auto`` (default), ``cpu``, ``cuda``, ``cuda:N``;
 - ``precision``: ``fp32`` (default), ``bf16`` or ``auto``, as ``monai-glam infer --precision`` (checked when the
   model is loaded);
+- ``engine``: ``torch`` (default), ``onnxruntime`` or ``openvino``, as ``monai-glam infer --engine``: the model is
+  exported to ONNX when it is loaded (and again when training replaces it) and runs in that runtime on the CPU
+  (checked when the model is loaded: the runtime must be installed, whole-image float32 inference only);
 - ``label_key``: the image-info key of the image-level labels used for training; default ``glam_label``;
 - ``models``: the infer models to serve, ``all`` (default) or a comma-separated subset of
   ``glam,glam_classification``.
@@ -65,6 +68,7 @@ CONF_KEYS: dict[str, str] = {
     "sw_batch_size": "an integer >= 1",
     "device": "auto, cpu, cuda or cuda:N",
     "precision": "fp32, bf16 or auto",
+    "engine": "torch, onnxruntime or openvino",
     "label_key": "an image-info key",
     "models": f"all, or a comma-separated subset of {','.join(INFER_MODELS)}",
 }
@@ -181,6 +185,7 @@ class GLAMServerSettings:
         overlap: sliding-window overlap.
         sw_batch_size: windows per forward pass.
         precision: ``fp32``, ``bf16`` or ``auto``, or ``None`` (the default of inference).
+        engine: the forward pass's engine (``torch``, ``onnxruntime``, ``openvino``), or ``None`` (eager torch).
         label_key: image-info key of the image-level labels.
         models: the infer models to serve.
     """
@@ -197,6 +202,7 @@ class GLAMServerSettings:
     overlap: float = 0.25
     sw_batch_size: int = 1
     precision: str | None = None
+    engine: str | None = None
     label_key: str = DEFAULT_LABEL_KEY
     models: tuple[str, ...] = field(default=INFER_MODELS)
 
@@ -224,6 +230,7 @@ class GLAMServerSettings:
             "overlap": self.overlap,
             "sw_batch_size": self.sw_batch_size,
             "precision": self.precision,
+            "engine": self.engine,
         }
 
 
@@ -283,6 +290,7 @@ def parse_server_settings(conf: Mapping[str, Any] | None, app_dir: str | os.Path
         overlap=overlap,
         sw_batch_size=_parse_int(conf.get("sw_batch_size", 1), "sw_batch_size", 1),
         precision=str(conf["precision"]).strip() if conf.get("precision") else None,
+        engine=str(conf["engine"]).strip() if conf.get("engine") else None,
         label_key=label_key,
         models=_parse_models(conf.get("models", "all")),
     )

@@ -74,6 +74,18 @@ def test_predictor_follows_the_infer_path(dataset: Path, checkpoint: Path, tmp_p
         np.testing.assert_allclose(answer.prob_local, record.prob_local, atol=1e-6)
 
 
+def test_predictor_runs_the_onnx_engine(dataset: Path, checkpoint: Path) -> None:
+    """``--conf engine onnxruntime``: the exported model answers like eager torch (parity 1e-4, as infer's)."""
+    pytest.importorskip("onnxruntime")
+    image = read_datalist(dataset, "training")[0]["image"]
+    eager = GLAMPredictor(checkpoint, device="cpu").predict(image)
+    exported = GLAMPredictor(checkpoint, device="cpu", engine="onnxruntime")
+    assert type(exported.load().model).__name__ == "OnnxGLAM"
+    answer = exported.predict(image)
+    np.testing.assert_allclose(answer.prob_global, eager.prob_global, atol=1e-4)
+    np.testing.assert_allclose(answer.saliency, eager.saliency, atol=1e-4)
+
+
 def test_predictor_reads_dicom_and_skips_maps_on_request(dataset: Path, checkpoint: Path) -> None:
     item = read_datalist(dataset, "training")[1]
     predictor = GLAMPredictor(checkpoint, device="cpu", thresholds=(0.2, 0.6))
@@ -139,6 +151,10 @@ def test_bad_images_are_one_line_errors(checkpoint: Path, tmp_path: Path) -> Non
 def test_predictor_checks_its_settings_when_it_loads(checkpoint: Path) -> None:
     with pytest.raises(ValueError, match="precision must be one of"):
         GLAMPredictor(checkpoint, device="cpu", precision="fp8").load()
+    with pytest.raises(ValueError, match="--engine must be one of"):
+        GLAMPredictor(checkpoint, device="cpu", engine="tensorrt").load()
+    with pytest.raises(ValueError, match="does not combine with --sliding-window"):
+        GLAMPredictor(checkpoint, device="cpu", engine="onnxruntime", sliding_window=True).load()
     with pytest.raises(ValueError, match="thresholds must be two numbers in"):
         GLAMPredictor(checkpoint, device="cpu", thresholds=(0.5,)).load()
 
@@ -189,6 +205,7 @@ def test_settings_defaults_serve_the_apps_model(tmp_path: Path) -> None:
         ({"device": "cpu", "label_key": "labels", "models": "glam"}, {"device": "cpu", "models": ("glam",)}),
         ({"models": "glam_classification, glam"}, {"models": ("glam", "glam_classification")}),
         ({"precision": "bf16"}, {"precision": "bf16"}),  # checked when the model is loaded
+        ({"engine": "onnxruntime"}, {"engine": "onnxruntime"}),  # checked when the model is loaded
         ({"server_mode": "true"}, {}),  # MONAI Label's own key is left to it
     ],
 )
