@@ -223,11 +223,12 @@ def onnx_engine(
     return runner
 
 
-class OnnxGLAM:
+class OnnxGLAM(torch.nn.Module):
     """Run an ONNX file written by :func:`export_glam_onnx` in ONNX Runtime or OpenVINO (CPU).
 
     Calling it with an ``(N, C_in, H, W)`` tensor returns a dict keyed by :class:`GLAMKeys`, like
-    :meth:`GLAM.forward` in eval mode.
+    :meth:`GLAM.forward` in eval mode. It is a parameter-free ``nn.Module``, so MONAI's engines can hold it where
+    they hold a network (``SupervisedEvaluator`` puts its network in eval mode for every iteration).
 
     Args:
         filename: the exported model.
@@ -241,6 +242,7 @@ class OnnxGLAM:
     """
 
     def __init__(self, filename: str | os.PathLike, runtime: str = "onnxruntime", threads: int | None = None) -> None:
+        super().__init__()
         if runtime not in ONNX_RUNTIMES:
             raise ValueError(f"runtime must be one of {ONNX_RUNTIMES}, got {runtime!r}.")
         if threads is not None and threads < 1:
@@ -275,19 +277,26 @@ class OnnxGLAM:
         #: the static ``(N, C_in, H, W)`` input shape the model was exported for
         self.input_shape: tuple[int, ...] = tuple(int(v) for v in shape)
 
-    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``(N, C_in, H, W)`` float32 -> the outputs as CPU tensors keyed by :class:`GLAMKeys`.
 
+        The runtime's input shape is static: a batch of a multiple of the exported batch size (any ``N`` for the
+        batch size 1 that :func:`onnx_engine` exports) runs as consecutive exported-size batches, the outputs
+        concatenated in order.
+
         Raises:
-            ValueError: when ``x`` does not have the exported input shape.
+            ValueError: when ``x`` does not have the exported ``(C_in, H, W)``, or its batch is not a multiple of
+                the exported batch size.
         """
-        if tuple(x.shape) != self.input_shape:
+        exported = self.input_shape[0]
+        if tuple(x.shape[1:]) != self.input_shape[1:] or x.shape[0] % exported:
             raise ValueError(
-                f"the exported model takes inputs of shape {list(self.input_shape)}, got {list(x.shape)}; "
-                "export it again for this window or batch size."
+                f"the exported model takes inputs of shape {list(self.input_shape)} (or batches of a multiple of "
+                f"{exported}), got {list(x.shape)}; export it again for this window or batch size."
             )
         array = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+        chunks = [self._run(array[start : start + exported]) for start in range(0, array.shape[0], exported)]
         return {
-            key: torch.from_numpy(np.asarray(value))
-            for key, value in zip(EXPORT_OUTPUT_KEYS, self._run(array), strict=True)
+            key: torch.from_numpy(np.concatenate([np.asarray(chunk[position]) for chunk in chunks]))
+            for position, key in enumerate(EXPORT_OUTPUT_KEYS)
         }

@@ -143,6 +143,31 @@ def test_inference_writes_tables_maps_masks_overlays(trained_bundle, synthetic_d
     assert json.loads((out / "failures.json").read_text()) == []
 
 
+def _predictions(folder) -> list[dict[str, str]]:
+    with open(folder / "predictions.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_inference_engine_onnxruntime_matches_torch(trained_bundle, synthetic_dir, tmp_path):
+    """``--engine onnxruntime``: the loaded weights exported to ONNX answer like eager torch (1e-4, as infer's)."""
+    pytest.importorskip("onnxruntime")
+    runs = {}
+    for engine in ("torch", "onnxruntime"):
+        out = tmp_path / engine
+        workflow = create(
+            config("inference.json"), "infer", trained_bundle, synthetic_dir, output_dir=str(out), engine=engine
+        )
+        workflow.run()
+        if engine != "torch":
+            assert type(workflow.evaluator.network).__name__ == "OnnxGLAM"
+        workflow.finalize()
+        runs[engine] = _predictions(out)
+    assert [r["image_id"] for r in runs["torch"]] == [r["image_id"] for r in runs["onnxruntime"]]
+    for eager, exported in zip(runs["torch"], runs["onnxruntime"], strict=True):
+        for key in (f"prob_{s}_{c}" for s in ("global", "local") for c in CLASSES):
+            assert abs(float(eager[key]) - float(exported[key])) <= 1e-4, key
+
+
 def test_inference_masks_follow_thresholds(trained_bundle, synthetic_dir, tmp_path):
     """Threshold 0 marks the whole window and 1 nothing (saliency < 1): masks really come from the map."""
     import nibabel

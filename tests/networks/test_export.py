@@ -142,12 +142,26 @@ def test_max_output_difference_checks_keys_and_shapes():
         max_output_difference(a, {"x": torch.zeros(3, 2)})
 
 
-def test_runner_rejects_an_input_of_another_shape(exported):
+@pytest.mark.parametrize("shape", [(1, 1, *WINDOW), (3, 1, *WINDOW), (BATCH, 1, 64, 96)])
+def test_runner_rejects_an_input_of_another_shape(exported, shape):
     _, path = exported
     runner = OnnxGLAM(path, threads=1)
     assert runner.input_shape == (BATCH, 1, *WINDOW)
-    with pytest.raises(ValueError, match=r"inputs of shape \[2, 1, 128, 96\], got \[1, 1, 128, 96\]"):
-        runner(torch.zeros(1, 1, *WINDOW))
+    got = ", ".join(str(v) for v in shape)
+    with pytest.raises(ValueError, match=rf"inputs of shape \[2, 1, 128, 96\] .*, got \[{got}\]"):
+        runner(torch.zeros(shape))
+
+
+def test_runner_runs_a_multiple_of_the_exported_batch_in_order(exported):
+    """MONAI's engines hold the runner like a network: eval mode, any multiple of the exported batch size."""
+    model, path = exported
+    runner = OnnxGLAM(path, threads=1).eval()
+    x = torch.cat([_spot_input(8, 8), _spot_input(96, 64)])  # two exported-size batches
+    with torch.no_grad():
+        expected = model(x)
+    differences = max_output_difference(expected, runner(x))
+    assert differences[GLAMKeys.PATCH_BOXES.value] == 0 and max(differences.values()) < 1e-5, differences
+    assert isinstance(runner, torch.nn.Module) and not list(runner.parameters())
 
 
 def test_check_fails_for_a_model_that_is_not_the_exported_one(exported):
