@@ -23,6 +23,7 @@ from monai_glam.metrics.pointing_game import pointing_game
 from monai_glam.metrics.roc import roc_auc
 from monai_glam.metrics.segmentation import compute_dice_iou
 from monai_glam.metrics.thresholds import select_dice_thresholds
+from monai_glam.metrics.utils import mean_over_present
 from monai_glam.utils.enums import CLASS_NAMES
 
 __all__ = ["LOCALIZATION_COLUMNS", "LocalizationSplit", "compare_localization", "localization_markdown"]
@@ -44,7 +45,9 @@ class LocalizationSplit:
 
     Args:
         map_dtype: dtype the maps are stored in (``float16`` halves the memory of a large split; the
-            thresholds are picked on a 0.01 grid, far coarser than its precision).
+            thresholds are picked on a 0.01 grid, far coarser than its precision). The pointing game is decided
+            when an image is added, on its float32 maps: rounded to float16, two near-equal maxima can tie and
+            the first one would win.
     """
 
     def __init__(self, map_dtype: Any = np.float16) -> None:
@@ -53,6 +56,8 @@ class LocalizationSplit:
         self.labels: list[np.ndarray] = []
         self.maps: list[np.ndarray] = []
         self.masks: list[np.ndarray] = []
+        #: ``(C,)`` pointing-game hits of each localization image (1, 0, or NaN for a class without a lesion).
+        self.pointing_hits: list[np.ndarray] = []
         self.image_ids: list[str] = []
 
     def __len__(self) -> int:
@@ -80,8 +85,10 @@ class LocalizationSplit:
         self.labels.append(np.asarray(convert_to_numpy(label), dtype=np.int64).reshape(-1))
         if array is None or masks is None:
             return
+        truth = np.asarray(masks, dtype=np.uint8)
+        self.pointing_hits.append(pointing_game(array[None], truth[None]).hits[0])
         self.maps.append(array.astype(self.map_dtype))
-        self.masks.append(np.asarray(masks, dtype=np.uint8))
+        self.masks.append(truth)
         self.image_ids.append(str(image_id))
 
 
@@ -136,7 +143,7 @@ def compare_localization(
         val = validation[method]
         thresholds = select_dice_thresholds(val.maps, val.masks).thresholds if val.maps else np.full(len(names), 0.5)
         segmentation = compute_dice_iou(split.maps, split.masks, thresholds)
-        pointing = pointing_game(split.maps, split.masks)
+        pointing, _ = mean_over_present(np.stack(split.pointing_hits))  # decided on the float32 maps
         auc = roc_auc(np.stack(split.scores), np.stack(split.labels))
         froc: dict[str, Any] = {}
         for column, limits in (("froc", None), ("froc_small", "small"), ("froc_large", "large")):
@@ -168,7 +175,7 @@ def compare_localization(
                 "auc": _finite(auc[c]),
                 "dice": _finite(segmentation.mean_dice[c]),
                 "iou": _finite(segmentation.mean_iou[c]),
-                "pointing": _finite(pointing.accuracy[c]),
+                "pointing": _finite(pointing[c]),
                 **{column: _finite(values[c]) for column, values in froc.items()},
             }
         methods[method] = row

@@ -103,3 +103,17 @@ def test_split_add_checks_its_inputs():
         split.add("x", [0.1, 0.2], [0, 1], np.zeros((2, 4, 4)), np.zeros((2, 4, 5), dtype=np.uint8))
     split.add("x", [0.1, 0.2], [0, 1], np.full((2, 4, 4), 0.3), np.zeros((2, 4, 4), dtype=np.uint8))
     assert len(split) == 1 and split.maps[0].dtype == np.float16 and split.image_ids == ["x"]
+
+
+def test_pointing_is_decided_on_the_float32_maps():
+    """Two maxima that float16 cannot tell apart: the float32 one inside the lesion wins, as in the report."""
+    masks = _masks((24, 24), 0)
+    maps = np.zeros((2, 48, 48), dtype=np.float32)
+    maps[0, 0, 0] = 0.9000  # outside the lesion, first in row-major order
+    maps[0, 26, 26] = 0.9001  # inside: higher in float32, equal to the other in float16
+    assert np.float16(maps[0, 0, 0]) == np.float16(maps[0, 26, 26])
+    split = LocalizationSplit(np.float16)
+    split.add("img", [0.9, 0.1], [1, 0], maps, masks)
+    result = compare_localization({"m": split}, {"m": split}, peak_sigma=0.0, peak_min_distance=4)
+    assert result["methods"]["m"]["benign"]["pointing"] == 1.0
+    assert result["methods"]["m"]["malignant"]["pointing"] is None  # no malignant lesion
