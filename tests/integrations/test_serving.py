@@ -74,6 +74,7 @@ def test_predictor_follows_the_infer_path(dataset: Path, checkpoint: Path, tmp_p
         np.testing.assert_allclose(answer.prob_local, record.prob_local, atol=1e-6)
 
 
+@pytest.mark.slow  # an ONNX export: the default suite covers --conf engine's parsing and its checks at load time
 def test_predictor_runs_the_onnx_engine(dataset: Path, checkpoint: Path) -> None:
     """``--conf engine onnxruntime``: the exported model answers like eager torch (parity 1e-4, as infer's)."""
     pytest.importorskip("onnxruntime")
