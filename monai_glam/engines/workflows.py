@@ -562,8 +562,9 @@ def create_glam_training(
         precision: ``fp32`` (default), ``bf16`` (the training and validation forward passes under bfloat16
             autocast on ``device``, outputs and loss in float32; worth it only where the device runs bfloat16
             natively) or ``auto`` (``bf16`` there, ``fp32`` elsewhere); see :mod:`monai_glam.utils.precision`.
-        channels_last: train in ``torch.channels_last`` memory format (model and images), the layout the CPU's
-            convolution kernels prefer (docs/performance.md).
+        channels_last: train in ``torch.channels_last`` memory format (model and images), the layout GPU
+            tensor-core kernels prefer; on the CPU build measured in docs/performance.md it made the backward pass
+            about 2× slower, hence off by default.
 
     Returns:
         A :class:`GLAMTrainingRun`.
