@@ -189,3 +189,23 @@ def test_train_precision_reaches_both_inferers(precision, expected):
     for section in ("train", "validate"):
         inferer = parser.get_parsed_content(f"{section}#inferer")
         assert isinstance(inferer, GLAMInferer) and inferer.precision == expected
+
+
+@pytest.mark.parametrize("config_files", [["inference.json"], ["inference.json", "evaluate.json"]])
+def test_inference_engine_picks_the_forward_network(config_files, monkeypatch):
+    """``engine`` torch keeps the loaded network; another engine exports that same network for its runtime."""
+    from monai.bundle import ConfigParser
+
+    import monai_glam.networks.export as export
+
+    calls = []
+    monkeypatch.setattr(export, "onnx_engine", lambda net, window, runtime: calls.append((net, window, runtime)) or net)
+    for engine in ("torch", "openvino"):
+        parser = ConfigParser()
+        parser.read_config([str(CONFIGS / name) for name in config_files])
+        parser.update({"engine": engine, "preset": "tiny", "device": "$torch.device('cpu')"})
+        network = parser.get_parsed_content("network")
+        assert parser.get_parsed_content("forward_network") is network
+        assert parser.get("evaluator#network") == "@forward_network"
+    assert len(calls) == 1 and calls[0][0] is network and calls[0][2] == "openvino"
+    assert tuple(calls[0][1]) == (256, 160)  # the preset's window

@@ -148,6 +148,7 @@ def _predictions(folder) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow  # an ONNX export and two inference runs; test_configs checks the engine key's wiring
 def test_inference_engine_onnxruntime_matches_torch(trained_bundle, synthetic_dir, tmp_path):
     """``--engine onnxruntime``: the loaded weights exported to ONNX answer like eager torch (1e-4, as infer's)."""
     pytest.importorskip("onnxruntime")
