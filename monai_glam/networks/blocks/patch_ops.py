@@ -93,10 +93,29 @@ def paste_patch_maps(
     n, c = patch_maps.shape[0], patch_maps.shape[2]
     height, width = int(image_size[0]), int(image_size[1])
     index, values, keep = _paste_plan(patch_maps, boxes, image_size, patch_size)
+    return _paste_onto(patch_maps.new_zeros(n, c, height * width + 1), index, values, keep, image_size)
+
+
+def _paste_onto(
+    canvas: torch.Tensor, index: torch.Tensor, values: torch.Tensor, keep: torch.Tensor, image_size: list[int]
+) -> torch.Tensor:
+    """The kept pixels of a :func:`_paste_plan` written over a flattened canvas (not in place).
+
+    One scatter whose indices are unique (hidden or outside pixels go to the canvas's extra last slot, which is
+    dropped), so the result is deterministic and gradients reach both the canvas's other pixels and the values.
+
+    Args:
+        canvas: ``(N, C, H * W + 1)``: the map underneath, flattened, plus the discarded slot.
+        index, values, keep: from :func:`_paste_plan`.
+        image_size: ``(H, W)``.
+
+    Returns:
+        ``(N, C, H, W)``.
+    """
+    height, width = int(image_size[0]), int(image_size[1])
     discard = height * width
     index = torch.where(keep, index, torch.full_like(index, discard))
-    canvas = patch_maps.new_zeros(n, c, discard + 1).scatter(2, index, values)
-    return canvas[..., :discard].reshape(n, c, height, width)
+    return canvas.scatter(2, index, values)[..., :discard].reshape(canvas.shape[0], canvas.shape[1], height, width)
 
 
 def fuse_patch_maps(
@@ -140,12 +159,9 @@ def fuse_patch_maps(
     height, width = int(image_size[0]), int(image_size[1])
     index, values, keep = _paste_plan(patch_maps, boxes, image_size, patch_size)
     if rule == "local":
-        # One scatter with unique indices (hidden or outside pixels go to a discarded slot): deterministic.
-        discard = height * width
         upsampled = F.interpolate(saliency_global.contiguous(), size=(height, width), mode="nearest")
-        canvas = torch.cat([upsampled.reshape(n, c, discard), upsampled.new_zeros(n, c, 1)], dim=2)
-        index = torch.where(keep, index, torch.full_like(index, discard))
-        return canvas.scatter(2, index, values)[..., :discard].reshape(n, c, height, width)
+        canvas = torch.cat([upsampled.reshape(n, c, height * width), upsampled.new_zeros(n, c, 1)], dim=2)
+        return _paste_onto(canvas, index, values, keep, image_size)
     if rule != "mean":
         raise ValueError("rule must be one of ['mean', 'local'], got '" + rule + "'.")  # TorchScript: no f-strings
     fused = F.interpolate((saliency_global * 0.5).contiguous(), size=(height, width), mode="nearest")
