@@ -163,6 +163,7 @@ def run_training(
     glam = GLAM(**kwargs, gradient_checkpointing=gradient_checkpointing)
     glam.check_input_size(window)
     resolved_device = resolve_process_device(device)
+    precision = resolve_precision(precision, resolved_device)  # once, for the engines and training_config.json
     started_group = init_distributed_from_env(resolved_device)
     output_dir = Path(output_dir)
     if is_main_process():
@@ -186,7 +187,7 @@ def run_training(
             "pos_weight": list(pos_weight) if pos_weight is not None else None,
             "flip_consistency_weight": flip_consistency_weight,
             "local_flip_consistency_weight": local_flip_consistency_weight,
-            "precision": resolve_precision(precision, resolved_device),
+            "precision": precision,
             "channels_last": channels_last,
             "init_checkpoint": str(init_checkpoint) if init_checkpoint else None,
         }
