@@ -18,7 +18,6 @@ datalist order, and a failure in it is recorded for its image.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -41,6 +40,7 @@ from monai_glam.transforms.dictionary import BreastCropd, LoadMammogramd, Orient
 from monai_glam.utils.device import resolve_device
 from monai_glam.utils.distributed import destroy_distributed, init_distributed_from_env, rank_and_world_size
 from monai_glam.utils.enums import CLASS_NAMES, DEFAULT_MASK_KEYS, BatchKeys, GLAMKeys, mask_keys_for
+from monai_glam.utils.jobs import BackgroundJobs, InlineJobs
 from monai_glam.utils.output_folder import StagedFolder, staged_output_folder
 from monai_glam.utils.precision import PRECISIONS, resolve_precision
 from monai_glam.utils.signals import RunInterruptedError, StopRequest, signal_name
@@ -511,71 +511,6 @@ class _ItemWriter:
             self.failures.add(job.index, job.item.get(BatchKeys.IMAGE, "?"), stage, err)
 
 
-class _InlineWrites:
-    """Writes each job at once, on the calling thread (a serial run)."""
-
-    def __init__(self, write: Callable[[_WriteJob], None]) -> None:
-        self._write = write
-
-    def put(self, job: _WriteJob) -> None:
-        self._write(job)
-
-    def close(self, abort: bool = False) -> None:
-        """Nothing is pending."""
-
-
-class _BackgroundWrites:
-    """Writes the jobs on a writer thread, in the order they are put, through a queue of ``size`` jobs.
-
-    :meth:`put` blocks while the queue is full, which holds the forward pass back to the writer's pace. An error
-    that is not an item's (:data:`~monai_glam.writers.ITEM_ERRORS` are recorded by the job itself) stops the
-    writing; :meth:`put` and :meth:`close` raise it on the calling thread.
-    """
-
-    def __init__(self, write: Callable[[_WriteJob], None], size: int = WRITE_QUEUE_SIZE) -> None:
-        self._write = write
-        self._queue: queue.Queue[_WriteJob | None] = queue.Queue(maxsize=max(1, int(size)))
-        self._abort = threading.Event()
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="monai-glam-write", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            if self.error is not None or self._abort.is_set():
-                continue  # the run is failing or stopping at once: drop the job (keep draining, so put never hangs)
-            try:
-                self._write(job)
-            except BaseException as err:  # handed to the main thread, which raises it
-                self.error = err
-
-    def _raise_error(self) -> None:
-        if self.error is not None:
-            raise self.error
-
-    def put(self, job: _WriteJob) -> None:
-        """Queue ``job`` (blocks while the queue is full); raises the writer thread's error, if any."""
-        self._raise_error()
-        self._queue.put(job)
-
-    def close(self, abort: bool = False) -> None:
-        """Wait until the queued jobs are written (``abort``: only the one being written) and end the thread.
-
-        Raises:
-            BaseException: the error that stopped the writer thread (not with ``abort``, which is for a caller
-                already leaving with an error of its own).
-        """
-        if abort:
-            self._abort.set()
-        self._queue.put(None)
-        self._thread.join()
-        if not abort:
-            self._raise_error()
-
-
 def _predict_items(
     items: Sequence[Mapping[str, Any]],
     model: GLAM | OnnxGLAM,
@@ -621,7 +556,11 @@ def _predict_items(
     shard = range(rank, len(items), world)  # every item on exactly one rank
     needs_original = bool(settings.formats) or (collector is not None and collector.frame == "original")
     write = _ItemWriter(writer, inverter, image_ids, failures, timings, collector, needs_original)
-    writes = _BackgroundWrites(write) if settings.pipelined else _InlineWrites(write)
+    writes: BackgroundJobs[_WriteJob] | InlineJobs[_WriteJob]
+    if settings.pipelined:
+        writes = BackgroundJobs(write, size=WRITE_QUEUE_SIZE, name="monai-glam-write")
+    else:
+        writes = InlineJobs(write)
     loaded_items = _loaded_items(shard, lambda i: _load_item(chain, items[i], chain_lock), settings.pipelined, stop)
     progress = settings.progress and rank == 0
     try:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,6 +18,7 @@ from monai.utils import CommonKeys, convert_to_numpy, min_version, optional_impo
 from monai_glam.transforms.dictionary import mask_was_read
 from monai_glam.utils.distributed import is_main_process, rank_and_world_size
 from monai_glam.utils.enums import MetaKeys
+from monai_glam.utils.jobs import BackgroundJobs, InlineJobs
 from monai_glam.utils.output_folder import check_output_folder
 from monai_glam.writers import PREDICTION_OUTPUT_KEYS, field_text
 
@@ -70,28 +73,49 @@ class PredictionWriterHandler:
     ``even_divisible=False``) every rank writes the maps of its own images and rank 0 writes the merged tables,
     ``failures.json`` and ``run.json`` once every rank is done: the same files as a single-process run.
 
+    With ``write_queue_size`` > 0 the files are written on a background thread (as ``monai-glam infer`` does by
+    default) while the engine loads and predicts the next batches; the outputs are the same files. Mapping a map
+    back runs MONAI's ``Invertd`` on the preprocessing chain, which briefly changes the chain's transforms, so with
+    a DataLoader without workers (``num_workers=0``: the chain runs on the engine's thread) the handler guards the
+    dataset's transform with the same lock for the run. With workers the chain runs in their processes.
+
     Args:
         output_dir: output folder (created).
         preprocessing: the invertible preprocessing the images went through.
         overwrite: write into an ``output_dir`` that already holds results (files are replaced in place); without
             it such a folder is refused when the handler is built, before any image is read.
+        write_queue_size: 0 writes each batch on the engine's thread; ``n`` >= 1 writes on a background thread, with
+            up to ``n`` predicted items waiting for it (the engine blocks when more would wait).
         writer_kwargs: further :class:`monai_glam.writers.PredictionWriter` arguments: ``thresholds``,
             ``class_names``, ``formats``, ``network_frame``, ``overlays``, ``overlay_size``.
 
     Raises:
-        ValueError: ``output_dir`` holds results and ``overwrite`` is false.
+        ValueError: ``output_dir`` holds results and ``overwrite`` is false, or ``write_queue_size`` is negative.
     """
 
     def __init__(
-        self, output_dir: str | os.PathLike[str], preprocessing: Any, overwrite: bool = False, **writer_kwargs: Any
+        self,
+        output_dir: str | os.PathLike[str],
+        preprocessing: Any,
+        overwrite: bool = False,
+        write_queue_size: int = 0,
+        **writer_kwargs: Any,
     ) -> None:
         from monai_glam.writers import OriginalGeometryInverter
 
+        if isinstance(write_queue_size, bool) or int(write_queue_size) != write_queue_size or write_queue_size < 0:
+            raise ValueError(f"write_queue_size must be an integer >= 0, got {write_queue_size!r}.")
         if is_main_process():
             check_output_folder(output_dir, overwrite, option="output_dir", how="--overwrite true")
         self.output_dir = output_dir
-        self.inverter = OriginalGeometryInverter(preprocessing)
+        self.preprocessing = preprocessing
+        self.write_queue_size = int(write_queue_size)
+        # Held while a map is mapped back and, without DataLoader workers, while the chain preprocesses an item.
+        self._chain_lock = threading.Lock() if self.write_queue_size else None
+        self.inverter = OriginalGeometryInverter(preprocessing, lock=self._chain_lock)
         self.writer_kwargs = writer_kwargs
+        self._jobs: BackgroundJobs[_WriteItem] | InlineJobs[_WriteItem] = InlineJobs(self._write)
+        self._guarded: tuple[Any, Any] | None = None
         self.started(None)  # checks the arguments now
 
     def attach(self, engine: Engine) -> None:
@@ -113,6 +137,13 @@ class PredictionWriterHandler:
             image_id = self.writer.new_image_id(str(source) or "image")
             self._unclaimed.setdefault(_source_key(source), []).append((position, image_id))
         self._extra = 0
+        self._jobs.close(abort=True)  # a run that ended with an error may have left its writer thread
+        self._unguard_chain()
+        if engine is not None and self.write_queue_size:
+            self._jobs = BackgroundJobs(self._write, size=self.write_queue_size, name="monai-glam-bundle-write")
+            self._guard_chain(engine)
+        else:
+            self._jobs = InlineJobs(self._write)
         if engine is not None and rank_and_world_size()[1] > 1:
             dist.barrier()  # rank 0 has checked output_dir (in __init__) before any rank writes into it
 
@@ -152,12 +183,32 @@ class PredictionWriterHandler:
             pred = output.get(CommonKeys.PRED, output)
             outputs_ = {key: pred[key] for key in PREDICTION_OUTPUT_KEYS if key in pred}
             data_ = {CommonKeys.IMAGE: image, **{key: data[key] for key in self.writer.mask_keys if key in data}}
-            self.writer.write(image_id, item, data_, outputs_)
-            self.positions.append(position)
+            self._jobs.put(_WriteItem(position, image_id, item, data_, outputs_))
+
+    def _write(self, job: _WriteItem) -> None:
+        self.writer.write(job.image_id, job.item, job.data, job.outputs)
+        self.positions.append(job.position)
+
+    def _guard_chain(self, engine: Engine) -> None:
+        """Run the dataset's transform under the chain lock when it is this chain and runs on the engine's thread."""
+        loader, dataset = getattr(engine, "data_loader", None), _dataset(engine)
+        if getattr(loader, "num_workers", 0) == 0 and getattr(dataset, "transform", None) is self.preprocessing:
+            dataset.transform = _LockedTransform(self.preprocessing, self._chain_lock)
+            self._guarded = (dataset, self.preprocessing)
+
+    def _unguard_chain(self) -> None:
+        if self._guarded is not None:
+            dataset, transform = self._guarded
+            dataset.transform = transform
+            self._guarded = None
 
     def completed(self, engine: Engine) -> None:
         from monai_glam.writers import FailureLog, ItemFailure
 
+        try:
+            self._jobs.close()  # every queued item is written before the tables
+        finally:
+            self._unguard_chain()
         failures = FailureLog("bundle inference")
         skipped = getattr(_dataset(engine), "skipped", None) or {}
         for position, message in sorted(skipped.items()):
@@ -177,6 +228,29 @@ class PredictionWriterHandler:
             logger.info("wrote %d predictions to %s", len(self.writer.predictions), paths["images"])
         if world > 1:
             dist.barrier()  # no rank leaves before the tables exist
+
+
+@dataclass
+class _WriteItem:
+    """One predicted item on its way to the writer: datalist position, image id, fields, inputs and outputs."""
+
+    position: int
+    image_id: str
+    item: dict[str, Any]
+    data: dict[str, Any]
+    outputs: dict[str, Any]
+
+
+class _LockedTransform:
+    """Calls ``transform`` while holding ``lock`` (see :class:`PredictionWriterHandler`)."""
+
+    def __init__(self, transform: Any, lock: threading.Lock | None) -> None:
+        self.transform = transform
+        self.lock = lock or threading.Lock()
+
+    def __call__(self, data: Any) -> Any:
+        with self.lock:
+            return self.transform(data)
 
 
 def _dataset(engine: Engine | None) -> Any:

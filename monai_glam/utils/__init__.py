@@ -1,5 +1,5 @@
-"""Shared utilities: names (enums), devices, torch.distributed helpers, atomic file output, output folders and
-clean stops on signals."""
+"""Shared utilities: names (enums), devices, torch.distributed helpers, atomic file output, output folders,
+clean stops on signals and background job threads."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from monai_glam.utils.enums import (
     TrainingOutputKeys,
     mask_keys_for,
 )
+from monai_glam.utils.jobs import BackgroundJobs, InlineJobs
 from monai_glam.utils.json_files import read_json
 from monai_glam.utils.output_folder import (
     StagedFolder,
@@ -35,8 +36,10 @@ __all__ = [
     "CLASS_NAMES",
     "DEFAULT_MASK_KEYS",
     "PRECISIONS",
+    "BackgroundJobs",
     "BatchKeys",
     "GLAMKeys",
+    "InlineJobs",
     "LossTermKeys",
     "MetaKeys",
     "RunInterruptedError",

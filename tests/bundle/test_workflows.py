@@ -194,6 +194,33 @@ def test_inference_masks_follow_thresholds(trained_bundle, synthetic_dir, tmp_pa
     assert counts[1.0] == 0 < counts[0.0]
 
 
+def test_inference_on_a_writer_thread_writes_the_same_files(trained_bundle, synthetic_dir, tmp_path):
+    """``write_queue_size`` 2 (the default: a writer thread) and 0 (the engine's thread) write identical files."""
+    files = {}
+    for size in (0, 2):
+        out = tmp_path / f"queue{size}"
+        workflow = create(
+            config("inference.json"),
+            "infer",
+            trained_bundle,
+            synthetic_dir,
+            output_dir=str(out),
+            write_queue_size=size,
+            **{"prediction_writer#formats": ["png"]},
+        )
+        workflow.run()
+        workflow.finalize()
+        # The dataset's transform was guarded by the writer's lock for the run (no DataLoader workers): restored.
+        assert workflow.dataset.transform is workflow.preprocessing
+        files[size] = {
+            path.relative_to(out).as_posix(): path.read_bytes()
+            for path in sorted(out.rglob("*"))
+            if path.is_file() and path.name != "run.json"
+        }
+    assert len([name for name in files[0] if name.startswith("overlays/")]) == 8
+    assert files[2] == files[0]
+
+
 def test_inference_lists_a_skipped_item_and_writes_its_replacement_once(trained_bundle, synthetic_dir, tmp_path):
     """The dataset loads the next good item in place of a broken one: one row per good item, the bad one listed."""
     items = read_datalist(synthetic_dir / "datalist.json", "test")[:3]
