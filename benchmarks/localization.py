@@ -53,7 +53,7 @@ from monai_glam.metrics import (
     localization_markdown,
     roc_auc,
 )
-from monai_glam.networks import glam_preset
+from monai_glam.networks import LOCAL_POOLINGS, glam_preset
 from monai_glam.networks.blocks import FUSION_RULES
 from monai_glam.transforms import glam_transforms
 from monai_glam.utils import BatchKeys
@@ -101,6 +101,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="fusion rule of the 'GLAM fused map' row (default mean, the published one); the other gets its own row",
     )
     parser.add_argument("--patch-selection", default=None, choices=("summed", "per_class"), help="default: preset")
+    parser.add_argument(
+        "--local-pooling", default=None, choices=LOCAL_POOLINGS, help="how ŷ_l pools the K patch maps (default: preset)"
+    )
     parser.add_argument("--scale-weights", type=float, nargs=3, default=None, help="weights of A1..A3 in S_g")
     parser.add_argument("--sparsity-global", type=float, default=0.05, help="β_g (default 0.05)")
     parser.add_argument("--sparsity-local", type=float, default=0.05, help="β_l (default 0.05)")
@@ -141,6 +144,7 @@ def train_glam(args: argparse.Namespace, datalist: Path, runs: Path) -> tuple[Pa
             ("scale_weights", tuple(args.scale_weights) if args.scale_weights else None),
             ("patch_selection", args.patch_selection),
             ("fusion", args.fusion),
+            ("local_pooling", args.local_pooling),
         )
         if value is not None
     }

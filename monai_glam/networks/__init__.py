@@ -20,6 +20,7 @@ from monai_glam.networks.io import (
 from monai_glam.networks.nets import (
     GLAM,
     GLAM_PRESETS,
+    LOCAL_POOLINGS,
     GLAMSingleOutput,
     GlobalNetwork,
     LocalNetwork,
@@ -34,6 +35,7 @@ from monai_glam.networks.nyu_checkpoint import convert_nyu_state_dict, load_nyu_
 __all__ = [
     "GLAM",
     "GLAM_PRESETS",
+    "LOCAL_POOLINGS",
     "MODEL_CONFIG_NAME",
     "PREPROCESSING_KEYS",
     "GLAMSingleOutput",

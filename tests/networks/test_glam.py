@@ -79,6 +79,7 @@ def test_published_configuration_sizes():
         ({"global_padding_mode": "circular"}, "padding_mode"),
         ({"patch_selection": "max"}, "selection"),
         ({"fusion": "max"}, "fusion"),
+        ({"local_pooling": "mean"}, "local_pooling"),
     ],
 )
 def test_constructor_rejects_bad_arguments(kwargs, match):
@@ -144,6 +145,36 @@ def test_prob_local_is_top_k_mean_over_all_patches():
         assert torch.allclose(out[GLAMKeys.PROB_LOCAL][0, c], values[: round(values.numel() * 0.25)].mean())
 
 
+def test_prob_local_max_patch_is_the_largest_per_patch_top_k_mean():
+    net = _model(num_patches=2, local_top_k=0.25, local_pooling="max_patch").eval()
+    with torch.no_grad():
+        out = net(torch.randn(1, 1, 256, 160))
+    maps = out[GLAMKeys.PATCH_SALIENCY][0]  # (K, C, 16, 16)
+    for c in range(2):
+        per_patch = [maps[k, c].flatten().sort(descending=True).values[:64].mean() for k in range(2)]
+        assert torch.allclose(out[GLAMKeys.PROB_LOCAL][0, c], max(per_patch))
+
+
+@pytest.mark.parametrize(("num_patches", "same"), [(1, True), (2, False)])
+def test_local_poolings_agree_for_one_patch_only(num_patches, same):
+    x = torch.randn(2, 1, 256, 160)
+    with torch.no_grad():
+        joint, maxed = (
+            _model(num_patches=num_patches, local_pooling=pooling).eval()(x) for pooling in ("all_patches", "max_patch")
+        )
+    for key in joint:  # the pooling changes ŷ_l only
+        if key != GLAMKeys.PROB_LOCAL:
+            assert torch.equal(joint[key], maxed[key]), key
+    assert torch.allclose(joint[GLAMKeys.PROB_LOCAL], maxed[GLAMKeys.PROB_LOCAL]) is same
+
+
+def test_max_patch_pooling_trains_the_local_module():
+    net = _model(num_patches=2, local_pooling="max_patch").train()
+    net(torch.randn(2, 1, 256, 160))[GLAMKeys.PROB_LOCAL].sum().backward()
+    without = [name for name, p in net.local_network.named_parameters() if p.grad is None or not p.grad.any()]
+    assert without == []
+
+
 def test_prob_global_is_mean_of_per_scale_pools():
     net = _model().eval()
     with torch.no_grad():
@@ -201,9 +232,11 @@ def test_bfloat16_autocast_runs_close_to_float32():
 
 
 @pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
-@pytest.mark.parametrize("mode", ["script", "trace"])
-def test_export_round_trip(mode):
-    net = _model(num_patches=2).eval()
+@pytest.mark.parametrize(
+    ("mode", "local_pooling"), [("script", "all_patches"), ("trace", "all_patches"), ("script", "max_patch")]
+)
+def test_export_round_trip(mode, local_pooling):
+    net = _model(num_patches=2, local_pooling=local_pooling).eval()
     x = torch.randn(2, 1, 256, 160)
     with torch.no_grad():
         if mode == "script":

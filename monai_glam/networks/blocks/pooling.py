@@ -22,7 +22,7 @@ class TopTPooling(nn.Module):
 
     For a saliency map ``(N, C, H, W)`` and ``start_dim=2`` this gives ``(N, C)``: for each image and class,
     the mean of the ``round(H * W * t)`` highest map values. GLAM uses it with ``t = 0.03`` on the global maps
-    and ``t = 0.3`` on the patch maps (where the values of all patches of one image are pooled together).
+    and ``t = 0.3`` on the patch maps (all patches of an image together, or each patch; see ``GLAM(local_pooling=)``).
 
     Args:
         fraction: the fraction ``t`` of values to average, in ``(0, 1]``.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monai_glam.networks.nets.glam import GLAM, GLAMSingleOutput
+from monai_glam.networks.nets.glam import GLAM, LOCAL_POOLINGS, GLAMSingleOutput
 from monai_glam.networks.nets.global_network import GlobalNetwork, PreActResNet
 from monai_glam.networks.nets.local_network import LocalNetwork
 from monai_glam.networks.nets.presets import (
@@ -16,6 +16,7 @@ from monai_glam.networks.nets.presets import (
 __all__ = [
     "GLAM",
     "GLAM_PRESETS",
+    "LOCAL_POOLINGS",
     "GLAMSingleOutput",
     "GlobalNetwork",
     "LocalNetwork",

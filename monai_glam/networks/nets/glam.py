@@ -15,7 +15,10 @@ from monai_glam.networks.nets.global_network import GlobalNetwork
 from monai_glam.networks.nets.local_network import LocalNetwork
 from monai_glam.utils.enums import GLAMKeys
 
-__all__ = ["GLAM", "GLAMSingleOutput"]
+__all__ = ["GLAM", "LOCAL_POOLINGS", "GLAMSingleOutput"]
+
+#: How ``ŷ_l`` pools the ``K`` patch maps of an image (``GLAM(local_pooling=...)``); the two agree for ``K = 1``.
+LOCAL_POOLINGS: tuple[str, ...] = ("all_patches", "max_patch")
 
 
 class GLAM(nn.Module):
@@ -25,7 +28,8 @@ class GLAM(nn.Module):
     1. :class:`GlobalNetwork` gives per-scale maps ``A1..A3``, the global map ``S_g`` and ``ŷ_g``.
     2. :class:`RegionProposal` picks ``num_patches`` windows of ``patch_size`` on the (detached) ``S_g``.
     3. :class:`LocalNetwork` maps each 1-channel patch to ``S_l`` at a quarter of the patch resolution;
-       ``ŷ_l`` is the top-k% mean over all patch pixels of an image, per class.
+       ``ŷ_l`` is, per class, the top-k% mean over the pixels of all patches of an image (``"all_patches"``) or
+       the largest of the patches' top-k% means (``"max_patch"``).
     4. The fused map is ``S = (paste(S_l) + nearest_up(S_g)) / 2`` at input resolution (``S_g / 2``
        outside the patches).
 
@@ -62,6 +66,12 @@ class GLAM(nn.Module):
         fusion: how the ``saliency`` output combines the maps: ``"mean"`` (published: ``(paste(S_l) + up(S_g)) /
             2``) or ``"local"`` (``S_l`` inside the patches, ``up(S_g)`` outside; see :func:`fuse_patch_maps`). It
             has no parameters, so a trained model can be switched either way.
+        local_pooling: how ``ŷ_l`` pools the ``K`` patch maps, per class: ``"all_patches"`` (the top-k% mean over
+            the pixels of all ``K`` patches together) or ``"max_patch"`` (the top-k% mean of each patch, then the
+            largest: an image is positive when one of its patches is). The published model has ``K = 1``, where
+            both are its pooling; every preset keeps ``"all_patches"``. With ``K > 1`` they differ in how much
+            active area a positive score asks for (the top-k% of ``K`` patches or of one); docs/localization.md
+            ("The local objective: pooling the patch maps") measures both.
 
     ``forward(x)`` takes ``(N, in_channels, H, W)`` and returns a dict keyed by :class:`GLAMKeys`:
     ``prob_global``/``prob_local`` ``(N, C)``; ``saliency_global`` and ``saliency_a1..a3``
@@ -96,10 +106,13 @@ class GLAM(nn.Module):
         global_padding_mode: str = "zeros",
         patch_selection: str = "summed",
         fusion: str = "mean",
+        local_pooling: str = "all_patches",
     ) -> None:
         super().__init__()
         if fusion not in FUSION_RULES:
             raise ValueError(f"fusion must be one of {list(FUSION_RULES)}, got {fusion!r}.")
+        if local_pooling not in LOCAL_POOLINGS:
+            raise ValueError(f"local_pooling must be one of {list(LOCAL_POOLINGS)}, got {local_pooling!r}.")
         if in_channels < 1:
             raise ValueError(f"in_channels must be positive, got {in_channels!r}.")
         self.in_channels = int(in_channels)
@@ -129,6 +142,8 @@ class GLAM(nn.Module):
                 f"local_in_channels={local_in_channels}; use 1-channel images or matching channel counts."
             )
         self.local_pool = TopTPooling(local_top_k)
+        self.patch_pool = TopTPooling(local_top_k, start_dim=3)  # per patch of (N, K, C, h, w): no parameters
+        self.local_pooling = str(local_pooling)
         self.patch_size = self.region_proposal.patch_size
         self.saliency_in_training = bool(saliency_in_training)
         self.fusion = str(fusion)
@@ -169,8 +184,12 @@ class GLAM(nn.Module):
         k = patches.shape[1]
         patch_maps = self.local_network(patches.flatten(0, 1))
         patch_maps = patch_maps.reshape(n, k, patch_maps.shape[1], patch_maps.shape[2], patch_maps.shape[3])
-        # Top-k% pooling over the pixels of all K patches of an image, per class.
-        out[GLAMKeys.PROB_LOCAL.value] = self.local_pool(patch_maps.transpose(1, 2))
+        if self.local_pooling == "max_patch":
+            # Top-k% of each patch's (N, K, C, h, w) maps, then the most positive patch, per class.
+            out[GLAMKeys.PROB_LOCAL.value] = self.patch_pool(patch_maps).amax(dim=1)
+        else:
+            # Top-k% over the pixels of all K patches of an image, per class.
+            out[GLAMKeys.PROB_LOCAL.value] = self.local_pool(patch_maps.transpose(1, 2))
         out[GLAMKeys.PATCH_BOXES.value] = boxes
         out[GLAMKeys.PATCH_SALIENCY.value] = patch_maps
         if self.saliency_in_training or not self.training:
