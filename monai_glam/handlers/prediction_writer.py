@@ -103,7 +103,7 @@ class PredictionWriterHandler:
     ) -> None:
         from monai_glam.writers import OriginalGeometryInverter
 
-        if isinstance(write_queue_size, bool) or int(write_queue_size) != write_queue_size or write_queue_size < 0:
+        if isinstance(write_queue_size, bool) or not isinstance(write_queue_size, int) or write_queue_size < 0:
             raise ValueError(f"write_queue_size must be an integer >= 0, got {write_queue_size!r}.")
         if is_main_process():
             check_output_folder(output_dir, overwrite, option="output_dir", how="--overwrite true")
@@ -126,6 +126,10 @@ class PredictionWriterHandler:
     def started(self, engine: Engine | None) -> None:
         from monai_glam.writers import PredictionWriter
 
+        # A run that ended with an error may have left its writer thread and its guard: end both before anything
+        # of the new run exists.
+        self._jobs.close(abort=True)
+        self._unguard_chain()
         self.writer = PredictionWriter(self.output_dir, self.inverter, **self.writer_kwargs)
         #: datalist position of each written prediction, in writing order.
         self.positions: list[int] = []
@@ -137,8 +141,6 @@ class PredictionWriterHandler:
             image_id = self.writer.new_image_id(str(source) or "image")
             self._unclaimed.setdefault(_source_key(source), []).append((position, image_id))
         self._extra = 0
-        self._jobs.close(abort=True)  # a run that ended with an error may have left its writer thread
-        self._unguard_chain()
         if engine is not None and self.write_queue_size:
             self._jobs = BackgroundJobs(self._write, size=self.write_queue_size, name="monai-glam-bundle-write")
             self._guard_chain(engine)
