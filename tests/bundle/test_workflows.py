@@ -169,6 +169,16 @@ def test_inference_engine_onnxruntime_matches_torch(trained_bundle, synthetic_di
             assert abs(float(eager[key]) - float(exported[key])) <= 1e-4, key
 
 
+def _run_inference(trained_bundle, synthetic_dir, out, **overrides):
+    """``inference.json`` into ``out`` with ``overrides``: created, run and finalized; returns the workflow."""
+    workflow = create(
+        config("inference.json"), "infer", trained_bundle, synthetic_dir, output_dir=str(out), **overrides
+    )
+    workflow.run()
+    workflow.finalize()
+    return workflow
+
+
 def test_inference_masks_follow_thresholds(trained_bundle, synthetic_dir, tmp_path):
     """Threshold 0 marks the whole window and 1 nothing (saliency < 1): masks really come from the map."""
     import nibabel
@@ -176,18 +186,14 @@ def test_inference_masks_follow_thresholds(trained_bundle, synthetic_dir, tmp_pa
     counts = {}
     for threshold in (0.0, 1.0):
         out = tmp_path / f"t{threshold}"
-        workflow = create(
-            config("inference.json"),
-            "infer",
+        _run_inference(
             trained_bundle,
             synthetic_dir,
-            output_dir=str(out),
+            out,
             thresholds=[threshold, threshold],
             split="validation",
             **{"prediction_writer#overlays": False, "prediction_writer#formats": ["nifti"]},
         )
-        workflow.run()
-        workflow.finalize()
         masks = sorted((out / "masks").glob("*.nii.gz"))
         counts[threshold] = sum(int(np.asarray(nibabel.load(m).dataobj).sum()) for m in masks)
         assert not (out / "overlays").exists()
@@ -199,17 +205,9 @@ def test_inference_on_a_writer_thread_writes_the_same_files(trained_bundle, synt
     files = {}
     for size in (0, 2):
         out = tmp_path / f"queue{size}"
-        workflow = create(
-            config("inference.json"),
-            "infer",
-            trained_bundle,
-            synthetic_dir,
-            output_dir=str(out),
-            write_queue_size=size,
-            **{"prediction_writer#formats": ["png"]},
+        workflow = _run_inference(
+            trained_bundle, synthetic_dir, out, write_queue_size=size, **{"prediction_writer#formats": ["png"]}
         )
-        workflow.run()
-        workflow.finalize()
         # The dataset's transform was guarded by the writer's lock for the run (no DataLoader workers): restored.
         assert workflow.dataset.transform is workflow.preprocessing
         files[size] = {
