@@ -40,12 +40,18 @@ def median_seconds(fn: Callable[[], object], runs: int, warmup: int) -> float:
     return statistics.median(times)
 
 
-def peak_conv_gflops(runs: int) -> float:
-    """Throughput of a 512→512 3×3 convolution on 1×512×128×128, channels-last, float32."""
+def peak_conv_gflops(runs: int, precision: str = "fp32") -> float:
+    """Throughput of a 512→512 3×3 convolution on 1×512×128×128, channels-last.
+
+    Args:
+        runs: timed calls (median) after two warm-up calls.
+        precision: ``fp32``, or ``bf16`` for the same convolution under bfloat16 autocast (the peak a bf16 forward
+            pass can reach).
+    """
     conv = torch.nn.Conv2d(512, 512, 3, padding=1, bias=False).to(memory_format=torch.channels_last)
     x = torch.randn(1, 512, 128, 128).contiguous(memory_format=torch.channels_last)
     flops = 2 * 512 * 512 * 9 * 128 * 128
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
         seconds = median_seconds(lambda: conv(x), runs, warmup=2)
     return flops / seconds / 1e9
 
@@ -99,6 +105,9 @@ def main() -> None:
             f"bfloat16 autocast: median {bf16_seconds:.3f} s, speed-up {seconds / bf16_seconds:.2f}x, "
             f"max |diff| prob_global {prob_diff:.2e}, fused map {map_diff:.2e}"
         )
+        bf16_peak = peak_conv_gflops(args.runs, "bf16")
+        print(f"bf16 peak (same convolution under autocast) {bf16_peak:.1f} GFLOP/s")
+        print(f"ratio bf16 {flops / bf16_seconds / 1e9 / bf16_peak:.3f}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ kind of file is printed too (the compression levels trade size for time).
 Usage::
 
     python benchmarks/bench_pipeline.py [--num 8] [--threads 2] [--size 3328 2560] [--formats nifti png] [--serial]
-        [--engine torch|onnxruntime|openvino]
+        [--engine torch|onnxruntime|openvino] [--precision fp32|bf16|auto] [--contiguous]
 
 Wall-clock numbers depend on the machine; nothing here gates CI.
 """
@@ -44,13 +44,14 @@ from monai_glam.engines import (
     ENGINES,
     build_inference_transforms,
     build_inferer,
+    forward_model,
     inference_settings,
     run_inference,
 )
 from monai_glam.engines.inference import STAGES
 from monai_glam.networks import GLAM
-from monai_glam.networks.export import onnx_engine
 from monai_glam.utils import BatchKeys
+from monai_glam.utils.precision import PRECISIONS
 
 
 def _sizes(folder: Path) -> dict[str, tuple[int, int]]:
@@ -84,6 +85,12 @@ def main() -> None:
     parser.add_argument("--no-overlays", action="store_true", help="do not write overlays")
     parser.add_argument("--serial", action="store_true", help="no reader and writer threads (pipelined=False)")
     parser.add_argument("--engine", choices=ENGINES, default="torch", help="forward-pass engine (default torch)")
+    parser.add_argument(
+        "--contiguous", action="store_true", help="keep the weights contiguous (infer --no-channels-last)"
+    )
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default="fp32", help="forward-pass precision, as infer's (default fp32)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -95,10 +102,12 @@ def main() -> None:
         progress=False,
         pipelined=not args.serial,
         engine=args.engine,
+        precision=args.precision,
+        channels_last=not args.contiguous,
     )
+    started = time.perf_counter()
+    model = forward_model(model, settings.window, engine=settings.engine, channels_last=settings.channels_last)
     if settings.engine != "torch":
-        started = time.perf_counter()
-        model = onnx_engine(model, settings.window, runtime=settings.engine)
         print(f"engine {settings.engine}: exported and loaded in {time.perf_counter() - started:.0f} s")
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
@@ -129,9 +138,10 @@ def main() -> None:
         done = len(summary.predictions)
         end_to_end = done / wall
         mode = "pipelined" if settings.pipelined else "serial"
+        layout = "channels-last" if settings.channels_last else "contiguous"
         print(
-            f"end to end ({mode}, {args.threads} intra-op threads): {done} images in {wall:.1f} s = "
-            f"{end_to_end:.3f} images/s"
+            f"end to end ({mode}, {settings.precision}, {layout}, {args.threads} intra-op threads): {done} images in "
+            f"{wall:.1f} s = {end_to_end:.3f} images/s"
         )
         loop = summary.timings.get("wall", wall)
         print(f"  {'stage':<10} {'busy s':>7}  {'% wall':>6}  s/image   (loop wall time {loop:.1f} s)")

@@ -9,14 +9,16 @@ image scores and of the fused saliency map, and whether the selected patches sta
 - ``--num`` synthetic mammograms (raw size about 1.13x the preset's window) preprocessed as ``monai-glam
   infer`` does, with seeded random weights of ``--preset`` (or ``--checkpoint``).
 
-Also prints what ``auto`` resolves to on the device. On a CPU without native bfloat16 (AVX2 only) oneDNN runs
-bfloat16 convolutions on a slow reference path (about 170x slower than float32 here), so a paper-size bf16 pass
-takes minutes there: use ``--preset small`` or ``tiny``, or ``--device cuda``. Wall-clock numbers depend on the
-machine; nothing here gates CI.
+The weights are in channels-last memory format, as ``monai-glam infer`` loads them (``--contiguous``: as
+``infer --no-channels-last``). Also prints what ``auto`` resolves to on the device. On a CPU without native
+bfloat16 (AVX2 only) oneDNN runs bfloat16 convolutions on a slow reference path (about 170x slower than float32
+there), so a paper-size bf16 pass takes minutes: use ``--preset small`` or ``tiny``, or ``--device cuda``.
+Wall-clock numbers depend on the machine; nothing here gates CI.
 
 Usage::
 
     python benchmarks/bench_precision.py [--preset paper] [--device cpu] [--threads 2] [--runs 2] [--num 3]
+        [--checkpoint best.pt] [--contiguous]
     python benchmarks/bench_precision.py --runs 0 --num 0   # the reference vector only, one pass each
 """
 
@@ -33,7 +35,7 @@ import numpy as np
 import torch
 
 from monai_glam.data import write_synthetic_dataset
-from monai_glam.engines import build_inference_transforms
+from monai_glam.engines import build_inference_transforms, forward_model
 from monai_glam.inferers import GLAMInferer
 from monai_glam.networks import GLAM, glam_preset, load_glam_weights, load_nyu_glam
 from monai_glam.transforms import scaled_crop_parameters
@@ -89,6 +91,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="weights for the synthetic inputs (default: seeded random)")
     parser.add_argument("--preset", default="paper", choices=("paper", "small", "tiny"))
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--contiguous", action="store_true", help="contiguous weights (infer --no-channels-last)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -99,6 +102,7 @@ def main() -> None:
         reference = np.load(REFERENCE / "forward_case_public.npz")
         model = load_nyu_glam(REFERENCE / "nyu_layout_random.ckpt").eval().to(device)
         image = torch.from_numpy(reference["input"].astype(np.float32)).to(device)
+        model = forward_model(model, image.shape[-2:], channels_last=not args.contiguous)  # the layout infer runs
         compare("reference vector", model, image, args.runs, rows)
     else:
         print(f"reference vectors skipped (preset {args.preset}, or none at {REFERENCE})")
@@ -124,6 +128,7 @@ def synthetic(args: argparse.Namespace, device: torch.device, rows: list[dict]) 
         load_glam_weights(model, args.checkpoint)
     model.to(device)
     window = tuple(preset["window"])
+    model = forward_model(model, window, channels_last=not args.contiguous)  # the layout infer runs
     chain = build_inference_transforms(window, *scaled_crop_parameters(window))
     raw = (int(window[0] * 1.13) // 16 * 16, int(window[1] * 1.33) // 16 * 16)
     with tempfile.TemporaryDirectory() as folder:

@@ -58,6 +58,7 @@ from monai_glam.networks.blocks import FUSION_RULES
 from monai_glam.transforms import glam_transforms
 from monai_glam.utils import BatchKeys
 from monai_glam.utils.atomic import atomic_write_text
+from monai_glam.utils.precision import PRECISIONS
 
 METHOD_LABELS = {
     "glam_fused": "GLAM fused map",
@@ -120,6 +121,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cnn-epochs", type=int, default=12, help="ResNet-18 epochs (default 12)")
     parser.add_argument("--cnn-lr", type=float, default=1e-3)
     parser.add_argument("--figure-images", type=int, default=4, help="test images in the figure")
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=PRECISIONS,
+        help="GLAM's training forward passes (fp32, bf16 autocast, or auto); scoring always runs in float32",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-cnn", action="store_true", help="score GLAM only")
     parser.add_argument("--reuse", action="store_true", help="keep existing data and finished runs in --output")
@@ -129,6 +136,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def train_glam(args: argparse.Namespace, datalist: Path, runs: Path) -> tuple[Path, dict[str, float]]:
     """The GLAM stages in order; returns the final checkpoint and each stage's wall time."""
     common = {"preset": args.preset, "batch_size": args.batch_size, "seed": args.seed, "device": "cpu"}
+    common["precision"] = args.precision
     common.update(image_interval=0, log_interval=0, show_progress=False, augment=not args.no_augment)
     common.update(global_sparsity_weight=args.sparsity_global, local_sparsity_weight=args.sparsity_local)
     common.update(

@@ -101,6 +101,13 @@ def add_inference_arguments(parser: argparse.ArgumentParser, checkpoint_required
         help="forward-pass engine: torch, or the model exported to ONNX and run in onnxruntime or openvino "
         "(CPU, float32, whole image; needs pip install onnx onnxscript onnxruntime|openvino) (default: torch)",
     )
+    parser.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="hold the network in channels-last memory format, the faster layout for oneDNN and cuDNN convolutions "
+        "(outputs equal up to float rounding; engine torch only) (default: on)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument(
         "--overwrite",
@@ -128,6 +135,7 @@ def inference_options(args: argparse.Namespace, network_frame: bool = False) -> 
         "dicom": bool(getattr(args, "dicom", False)),
         "precision": args.precision,
         "engine": args.engine,
+        "channels_last": args.channels_last,
     }
 
 

@@ -68,6 +68,7 @@ __all__ = [
     "build_inference_transforms",
     "build_inferer",
     "collect_images",
+    "forward_model",
     "inference_settings",
     "load_inference_model",
     "run_inference",
@@ -116,6 +117,9 @@ class InferenceSettings:
         pipelined: read and preprocess the next image on a thread, and write the outputs on another, while the
             forward pass runs (same outputs as a serial run); ``False`` does everything in turn on one thread.
         engine: the forward pass's engine, one of :data:`ENGINES`.
+        channels_last: :func:`load_inference_model` puts the network's weights in ``torch.channels_last`` memory
+            format (``engine`` ``torch`` only), the layout oneDNN and cuDNN run convolutions fastest in; the outputs
+            equal the contiguous layout's up to float rounding.
     """
 
     window: tuple[int, int] = PAPER_WINDOW_SIZE
@@ -135,6 +139,7 @@ class InferenceSettings:
     precision: str = "fp32"
     pipelined: bool = True
     engine: str = "torch"
+    channels_last: bool = True
 
     def to_json(self) -> dict[str, Any]:
         """The settings as JSON values (for ``run.json``)."""
@@ -147,6 +152,7 @@ class InferenceSettings:
             "device": self.device,
             "precision": self.precision,
             "engine": self.engine,
+            "channels_last": self.channels_last,
         }
 
 
@@ -624,6 +630,7 @@ def inference_settings(
     precision: str = "fp32",
     pipelined: bool = True,
     engine: str = "torch",
+    channels_last: bool = True,
 ) -> InferenceSettings:
     """Check the options and combine them with a model config's preprocessing and thresholds.
 
@@ -693,7 +700,34 @@ def inference_settings(
         precision=resolve_precision(precision, resolved_device),
         pipelined=bool(pipelined),
         engine=engine,
+        channels_last=bool(channels_last) and engine == "torch",
     )
+
+
+def forward_model(
+    model: GLAM, window: Sequence[int], engine: str = "torch", channels_last: bool = True
+) -> GLAM | OnnxGLAM:
+    """The model that runs the forward passes of :func:`run_inference` (and of the bundle's evaluator).
+
+    Args:
+        model: GLAM in eval mode with its weights loaded.
+        window: ``(h, w)`` model window (the exported model's input size).
+        engine: ``torch`` runs ``model`` itself; ``onnxruntime`` / ``openvino`` export it to ONNX and load it there
+            (:func:`~monai_glam.networks.export.onnx_engine`).
+        channels_last: with ``engine`` ``torch``, put the weights in ``torch.channels_last`` memory format (in place),
+            which makes the convolutions pick that layout for the ``(N, 1, H, W)`` input too: the faster one in oneDNN
+            and cuDNN; the outputs equal the contiguous layout's up to float rounding.
+
+    Raises:
+        ValueError: an unknown ``engine``.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine != "torch":
+        return onnx_engine(model, window, runtime=engine)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model
 
 
 def load_inference_model(
@@ -715,8 +749,7 @@ def load_inference_model(
     checked = inference_settings(config, **settings)
     model = load_model(checkpoint, config, checked.device)
     model.check_input_size(checked.window)
-    if checked.engine != "torch":
-        model = onnx_engine(model, checked.window, runtime=checked.engine)
+    model = forward_model(model, checked.window, engine=checked.engine, channels_last=checked.channels_last)
     run_info = {
         "checkpoint": str(Path(checkpoint).resolve()),
         "model_config": str(config.source.resolve()) if config.source is not None else None,

@@ -193,19 +193,24 @@ def test_train_precision_reaches_both_inferers(precision, expected):
 
 @pytest.mark.parametrize("config_files", [["inference.json"], ["inference.json", "evaluate.json"]])
 def test_inference_engine_picks_the_forward_network(config_files, monkeypatch):
-    """``engine`` torch keeps the loaded network; another engine exports that same network for its runtime."""
+    """``engine`` torch keeps the loaded network (in the ``channels_last`` layout asked for); another engine exports
+    that same network for its runtime."""
     from monai.bundle import ConfigParser
 
-    import monai_glam.networks.export as export
+    import monai_glam.engines.inference as inference
 
     calls = []
-    monkeypatch.setattr(export, "onnx_engine", lambda net, window, runtime: calls.append((net, window, runtime)) or net)
-    for engine in ("torch", "openvino"):
+    monkeypatch.setattr(inference, "onnx_engine", lambda net, size, runtime: calls.append((net, size, runtime)) or net)
+    for engine, channels_last in (("torch", True), ("torch", False), ("openvino", True)):
         parser = ConfigParser()
         parser.read_config([str(CONFIGS / name) for name in config_files])
         parser.update({"engine": engine, "preset": "tiny", "device": "$torch.device('cpu')"})
+        parser["channels_last"] = channels_last
         network = parser.get_parsed_content("network")
         assert parser.get_parsed_content("forward_network") is network
         assert parser.get("evaluator#network") == "@forward_network"
+        if engine == "torch":
+            weight = network.global_network.backbone.stages[0][0].conv1.weight
+            assert weight.is_contiguous(memory_format=torch.channels_last) is channels_last
     assert len(calls) == 1 and calls[0][0] is network and calls[0][2] == "openvino"
     assert tuple(calls[0][1]) == (256, 160)  # the preset's window
