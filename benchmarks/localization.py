@@ -105,6 +105,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--local-pooling", default=None, choices=LOCAL_POOLINGS, help="how ŷ_l pools the K patch maps (default: preset)"
     )
+    parser.add_argument(
+        "--patch-jitter",
+        type=float,
+        default=None,
+        help="random training patch offset, a fraction of the patch size (default: the preset's, 0.25 in small, tiny)",
+    )
     parser.add_argument("--scale-weights", type=float, nargs=3, default=None, help="weights of A1..A3 in S_g")
     parser.add_argument("--sparsity-global", type=float, default=0.05, help="β_g (default 0.05)")
     parser.add_argument("--sparsity-local", type=float, default=0.05, help="β_l (default 0.05)")
@@ -153,6 +159,7 @@ def train_glam(args: argparse.Namespace, datalist: Path, runs: Path) -> tuple[Pa
             ("patch_selection", args.patch_selection),
             ("fusion", args.fusion),
             ("local_pooling", args.local_pooling),
+            ("patch_jitter", args.patch_jitter),
         )
         if value is not None
     }

@@ -80,6 +80,8 @@ def test_published_configuration_sizes():
         ({"patch_selection": "max"}, "selection"),
         ({"fusion": "max"}, "fusion"),
         ({"local_pooling": "mean"}, "local_pooling"),
+        ({"patch_jitter": -0.1}, "patch_jitter"),
+        ({"patch_jitter": 0.6}, "patch_jitter"),
     ],
 )
 def test_constructor_rejects_bad_arguments(kwargs, match):
@@ -175,6 +177,31 @@ def test_max_patch_pooling_trains_the_local_module():
     assert without == []
 
 
+def test_patch_jitter_moves_training_patches_only():
+    x = torch.randn(4, 1, 256, 160)
+    plain, jittered = _model(num_patches=2).eval(), _model(num_patches=2, patch_jitter=0.25).eval()
+    with torch.no_grad():
+        # Eval mode: the selected patches.
+        assert torch.equal(jittered(x)[GLAMKeys.PATCH_BOXES], plain(x)[GLAMKeys.PATCH_BOXES])
+        # Training mode (batch statistics in both networks, so the same selection): the selection moved.
+        selected = plain.train()(x)[GLAMKeys.PATCH_BOXES]
+        torch.manual_seed(1)
+        moved = jittered.train()(x)[GLAMKeys.PATCH_BOXES]
+    shift = moved - selected
+    assert shift.abs().amax() <= 16 and shift.abs().amax() > 0  # up to 0.25 x the 64-px patch
+    assert torch.equal(moved[..., 2:] - moved[..., :2], selected[..., 2:] - selected[..., :2])  # same sizes
+    assert moved[..., :2].amin() >= 0 and moved[..., 2].amax() <= 256 and moved[..., 3].amax() <= 160
+
+
+def test_jitter_boxes_clamp_to_the_image():
+    net = _model(patch_jitter=0.5)
+    corner = torch.tensor([[[0, 96, 64, 160]]]).expand(64, 1, 4)  # a patch in the top-right corner
+    torch.manual_seed(0)
+    moved = net.jitter_boxes(corner, [256, 160])
+    assert moved[..., 0].amin() == 0 and moved[..., 1].amax() == 96 and moved[..., 1].amin() >= 64
+    assert moved[..., 0].amax() <= 32 and (moved[..., 0] > 0).any()
+
+
 def test_prob_global_is_mean_of_per_scale_pools():
     net = _model().eval()
     with torch.no_grad():
@@ -236,7 +263,7 @@ def test_bfloat16_autocast_runs_close_to_float32():
     ("mode", "local_pooling"), [("script", "all_patches"), ("trace", "all_patches"), ("script", "max_patch")]
 )
 def test_export_round_trip(mode, local_pooling):
-    net = _model(num_patches=2, local_pooling=local_pooling).eval()
+    net = _model(num_patches=2, local_pooling=local_pooling, patch_jitter=0.1).eval()
     x = torch.randn(2, 1, 256, 160)
     with torch.no_grad():
         if mode == "script":

@@ -38,15 +38,21 @@ def test_glam_network_builds_the_preset_with_overrides() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "weight", "patches"),
-    [("paper", 0.0, (1, "summed")), ("small", 1.0, (2, "per_class")), ("tiny", 1.0, (2, "per_class"))],
+    ("name", "weight", "patches", "jitter"),
+    [
+        ("paper", 0.0, (1, "summed"), 0.0),
+        ("small", 1.0, (2, "per_class"), 0.25),
+        ("tiny", 1.0, (2, "per_class"), 0.25),
+    ],
 )
-def test_presets_trained_from_scratch_differ_from_the_paper_where_measured(name, weight, patches) -> None:
+def test_presets_trained_from_scratch_differ_from_the_paper_where_measured(name, weight, patches, jitter) -> None:
     assert preset_flip_consistency(name) == weight
     glam = glam_preset(name)["glam"]
     assert (glam.get("num_patches", 1), glam.get("patch_selection", "summed")) == patches
+    assert glam.get("patch_jitter", 0.0) == jitter
     if name == "tiny":
         net = glam_network(name)
         assert (net.region_proposal.num_patches, net.region_proposal.selection) == patches
+        assert net.patch_jitter == jitter
     with pytest.raises(ValueError, match="unknown GLAM preset"):
         preset_flip_consistency("huge")

@@ -72,6 +72,11 @@ class GLAM(nn.Module):
             both are its pooling; every preset keeps ``"all_patches"``. With ``K > 1`` they differ in how much
             active area a positive score asks for (the top-k% of ``K`` patches or of one); docs/localization.md
             ("The local objective: pooling the patch maps") measures both.
+        patch_jitter: in training mode only, move each selected patch by a random offset of up to this fraction
+            of the patch size in each direction (uniform integers, kept inside the image; 0 = off, the published
+            behaviour). The patch lands where the global map peaks, and that peak can sit at a fixed offset from the
+            lesion; without jitter the local module can then learn the lesion's position *in the patch* instead of
+            its appearance. Eval mode always uses the selected patches.
 
     ``forward(x)`` takes ``(N, in_channels, H, W)`` and returns a dict keyed by :class:`GLAMKeys`:
     ``prob_global``/``prob_local`` ``(N, C)``; ``saliency_global`` and ``saliency_a1..a3``
@@ -107,8 +112,11 @@ class GLAM(nn.Module):
         patch_selection: str = "summed",
         fusion: str = "mean",
         local_pooling: str = "all_patches",
+        patch_jitter: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0.0 <= float(patch_jitter) <= 0.5:
+            raise ValueError(f"patch_jitter must be a fraction of the patch size in [0, 0.5], got {patch_jitter!r}.")
         if fusion not in FUSION_RULES:
             raise ValueError(f"fusion must be one of {list(FUSION_RULES)}, got {fusion!r}.")
         if local_pooling not in LOCAL_POOLINGS:
@@ -147,6 +155,7 @@ class GLAM(nn.Module):
         self.patch_size = self.region_proposal.patch_size
         self.saliency_in_training = bool(saliency_in_training)
         self.fusion = str(fusion)
+        self.patch_jitter = float(patch_jitter)
 
     @torch.jit.unused
     def check_input_size(self, spatial_size: Sequence[int]) -> None:
@@ -170,6 +179,18 @@ class GLAM(nn.Module):
         """See the class docstring."""
         return self.forward_outputs(x)
 
+    def jitter_boxes(self, boxes: torch.Tensor, image_size: list[int]) -> torch.Tensor:
+        """``(N, K, 4)`` boxes each moved by a random whole-pixel offset of up to ``patch_jitter`` × the patch size
+        per direction, clamped so that every box stays inside the ``(H, W)`` image (sizes unchanged)."""
+        limit_h = int(self.patch_jitter * self.patch_size[0])
+        limit_w = int(self.patch_jitter * self.patch_size[1])
+        n, k = boxes.shape[0], boxes.shape[1]
+        shift_h = torch.randint(-limit_h, limit_h + 1, (n, k), device=boxes.device)
+        shift_w = torch.randint(-limit_w, limit_w + 1, (n, k), device=boxes.device)
+        top = (boxes[..., 0] + shift_h).clamp(0, int(image_size[0]) - self.patch_size[0])
+        left = (boxes[..., 1] + shift_w).clamp(0, int(image_size[1]) - self.patch_size[1])
+        return torch.stack([top, left, top + self.patch_size[0], left + self.patch_size[1]], dim=-1)
+
     def forward_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The full output dict (what ``forward`` returns; subclasses may return less)."""
         if x.dim() != 4 or x.shape[1] != self.in_channels:
@@ -180,6 +201,8 @@ class GLAM(nn.Module):
         saliency_global = out[GLAMKeys.SALIENCY_GLOBAL.value]
         # Patch choice is discrete: it only ever sees a detached map.
         boxes = self.region_proposal(saliency_global.detach(), image_size)
+        if self.training and self.patch_jitter > 0.0:
+            boxes = self.jitter_boxes(boxes, image_size)
         patches = crop_patches(x, boxes, [self.patch_size[0], self.patch_size[1]])
         k = patches.shape[1]
         patch_maps = self.local_network(patches.flatten(0, 1))

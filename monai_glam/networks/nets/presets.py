@@ -15,7 +15,9 @@ __all__ = ["GLAM_PRESETS", "glam_network", "glam_preset", "preset_flip_consisten
 #: they pad the global backbone's convolutions by replication (trained from scratch with the published zero
 #: padding, their global maps fired on the image's frame instead of the lesions), and they select two patches,
 #: one per class (``num_patches=2, patch_selection="per_class"``): with one window chosen on the summed maps
-#: the malignant lesion rarely got a patch, and the fused maps barely beat the global map. ``"training"`` holds
+#: the malignant lesion rarely got a patch, and the fused maps barely beat the global map. They also move each
+#: training patch by up to a quarter of its size (``patch_jitter=0.25``, training mode only): it raised the fused
+#: Dice in all six seed × class cells measured (demo, two seeds; moderate level). ``"training"`` holds
 #: the training defaults that differ between presets: the weight of the global map's flip-consistency term
 #: (:func:`preset_flip_consistency`), on for the presets trained from scratch, off for ``paper``, whose
 #: published objective (and weights) do without it.
@@ -32,6 +34,7 @@ GLAM_PRESETS: dict[str, dict[str, Any]] = {
             "global_padding_mode": "replicate",
             "num_patches": 2,
             "patch_selection": "per_class",
+            "patch_jitter": 0.25,
         },
         "training": {"flip_consistency_weight": 1.0},
     },
@@ -47,6 +50,7 @@ GLAM_PRESETS: dict[str, dict[str, Any]] = {
             "global_padding_mode": "replicate",
             "num_patches": 2,
             "patch_selection": "per_class",
+            "patch_jitter": 0.25,
         },
         "training": {"flip_consistency_weight": 1.0},
     },
