@@ -96,6 +96,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--global-padding-mode", default=None, choices=("zeros", "replicate", "reflect"), help="default: the preset's"
     )
     parser.add_argument(
+        "--local-padding-mode", default=None, choices=("zeros", "replicate", "reflect"), help="default: the preset's"
+    )
+    parser.add_argument(
         "--fusion",
         default="mean",
         choices=FUSION_RULES,
@@ -160,6 +163,7 @@ def train_glam(args: argparse.Namespace, datalist: Path, runs: Path) -> tuple[Pa
             ("fusion", args.fusion),
             ("local_pooling", args.local_pooling),
             ("patch_jitter", args.patch_jitter),
+            ("local_padding_mode", args.local_padding_mode),
         )
         if value is not None
     }

@@ -82,6 +82,7 @@ def test_published_configuration_sizes():
         ({"local_pooling": "mean"}, "local_pooling"),
         ({"patch_jitter": -0.1}, "patch_jitter"),
         ({"patch_jitter": 0.6}, "patch_jitter"),
+        ({"local_padding_mode": "circular"}, "padding_mode"),
     ],
 )
 def test_constructor_rejects_bad_arguments(kwargs, match):
@@ -339,6 +340,29 @@ def test_single_output_variant_shares_weights_and_scripts(key, shape):
         assert torch.equal(torch.jit.script(single)(x), out)
     with pytest.raises(ValueError, match="output_key"):
         GLAMSingleOutput(output_key="logits")
+
+
+@pytest.mark.parametrize("mode", ["replicate", "reflect"])
+def test_local_padding_mode_changes_only_the_border(mode):
+    """The local module's ``replicate``/``reflect`` padding keeps the parameters; a constant patch gives constant maps
+    (no frame), and away from the border the maps equal zero padding's."""
+    torch.manual_seed(0)
+    zeros = GLAM(**small()).eval()
+    other = GLAM(**small(local_padding_mode=mode)).eval()
+    other.load_state_dict(zeros.state_dict())  # the same parameters
+    assert zeros.local_network.stem.padding_mode == "zeros"  # the published default
+    flat = torch.full((2, 1, 128, 128), -1.0)
+    with torch.no_grad():
+        maps_zeros, maps_other = zeros.local_network(flat), other.local_network(flat)
+        varied = torch.randn(2, 1, 128, 128)
+        inner_zeros, inner_other = zeros.local_network(varied), other.local_network(varied)
+    assert torch.allclose(maps_other, maps_other[..., :1, :1].expand_as(maps_other), atol=1e-5)
+    assert not torch.allclose(maps_zeros, maps_zeros[..., :1, :1].expand_as(maps_zeros), atol=1e-4)
+    # Eight 3x3 layers at stride 4 (and the stem) reach 9 map cells into the 32x32 maps: the centre agrees.
+    torch.testing.assert_close(inner_zeros[..., 10:-10, 10:-10], inner_other[..., 10:-10, 10:-10])
+    net = GLAM(**small(local_padding_mode=mode)).train()
+    net(torch.randn(2, 1, 256, 160))[GLAMKeys.PROB_LOCAL].sum().backward()
+    assert all(p.grad is not None for p in net.local_network.parameters())
 
 
 def test_global_padding_mode_changes_only_the_border():

@@ -50,6 +50,7 @@ def test_presets_trained_from_scratch_differ_from_the_paper_where_measured(name,
     glam = glam_preset(name)["glam"]
     assert (glam.get("num_patches", 1), glam.get("patch_selection", "summed")) == patches
     assert glam.get("patch_jitter", 0.0) == jitter
+    assert glam.get("local_padding_mode", "zeros") == ("zeros" if name == "paper" else "replicate")
     if name == "tiny":
         net = glam_network(name)
         assert (net.region_proposal.num_patches, net.region_proposal.selection) == patches

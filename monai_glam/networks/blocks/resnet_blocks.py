@@ -26,20 +26,42 @@ class ConvBatchNorm(nn.Module):
         out_channels: output channels.
         kernel_size: square kernel size.
         stride: convolution stride.
-        padding: zero padding.
+        padding: padding on every side.
+        padding_mode: ``"zeros"`` (published) or ``"replicate"`` / ``"reflect"`` (see :data:`PADDING_MODES`).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        padding_mode: str = "zeros",
+    ):
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False)
+        self.padding_mode = check_padding_mode(padding_mode)
+        self.conv = nn.Conv2d(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            bias=False,
+            padding_mode=padding_mode,
+        )
         self.norm = nn.BatchNorm2d(out_channels)
         self.stride = (int(stride), int(stride))
-        self.padding = (int(padding), int(padding))
+        # Zero padding goes to the convolution; the other modes pad the input first and convolve without padding.
+        self.padding = (int(padding), int(padding)) if padding_mode == "zeros" else (0, 0)
+        self.input_padding = [int(padding)] * 4 if padding_mode != "zeros" else [0, 0, 0, 0]
 
     def forward(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         """``(N, C_in, H, W) -> (N, C_out, H', W')``; ``weight`` replaces ``conv.weight`` (e.g. a folded one)."""
         if weight is None:
             weight = self.conv.weight
+        if self.padding_mode != "zeros" and self.input_padding[0] > 0:
+            x = F.pad(x, self.input_padding, mode=self.padding_mode)
         running_mean = self.norm.running_mean
         running_var = self.norm.running_var
         if self.norm.training or running_mean is None or running_var is None:
@@ -132,12 +154,13 @@ class BasicBlock(nn.Module):
         in_channels: input channels.
         out_channels: output channels.
         stride: stride of the first convolution (and of the shortcut).
+        padding_mode: padding of the 3×3 convolutions (``"zeros"``, published; ``"replicate"`` or ``"reflect"``).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, padding_mode: str = "zeros") -> None:
         super().__init__()
-        self.conv1 = ConvBatchNorm(in_channels, out_channels, 3, stride=stride, padding=1)
-        self.conv2 = ConvBatchNorm(out_channels, out_channels, 3, stride=1, padding=1)
+        self.conv1 = ConvBatchNorm(in_channels, out_channels, 3, stride=stride, padding=1, padding_mode=padding_mode)
+        self.conv2 = ConvBatchNorm(out_channels, out_channels, 3, stride=1, padding=1, padding_mode=padding_mode)
         needs_projection = stride != 1 or in_channels != out_channels
         self.shortcut = ConvBatchNorm(in_channels, out_channels, 1, stride=stride) if needs_projection else None
 

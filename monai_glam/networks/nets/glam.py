@@ -72,6 +72,8 @@ class GLAM(nn.Module):
             both are its pooling; every preset keeps ``"all_patches"``. With ``K > 1`` they differ in how much
             active area a positive score asks for (the top-k% of ``K`` patches or of one); docs/localization.md
             ("The local objective: pooling the patch maps") measures both.
+        local_padding_mode: padding of the local module's convolutions: ``"zeros"`` (published) or ``"replicate"``
+            / ``"reflect"`` (see :class:`LocalNetwork`).
         patch_jitter: in training mode only, move each selected patch by a random offset of up to this fraction
             of the patch size in each direction (uniform integers, kept inside the image; 0 = off, the published
             behaviour). The patch lands where the global map peaks, and that peak can sit at a fixed offset from the
@@ -113,6 +115,7 @@ class GLAM(nn.Module):
         fusion: str = "mean",
         local_pooling: str = "all_patches",
         patch_jitter: float = 0.0,
+        local_padding_mode: str = "zeros",
     ) -> None:
         super().__init__()
         if not 0.0 <= float(patch_jitter) <= 0.5:
@@ -143,6 +146,7 @@ class GLAM(nn.Module):
             blocks=local_blocks,
             strides=(1,) * len(tuple(local_channels)),
             gradient_checkpointing=gradient_checkpointing,
+            padding_mode=local_padding_mode,
         )
         if in_channels != 1 and in_channels != local_in_channels:
             raise ValueError(

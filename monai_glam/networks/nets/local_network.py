@@ -39,6 +39,9 @@ class LocalNetwork(nn.Module):
         gradient_checkpointing: in training mode, keep only each residual block's input and recompute the
             block during the backward pass. Cuts the local module's activation memory several-fold for about
             a third more compute; batch-norm running statistics are updated once per step, as without it.
+        padding_mode: padding of the stem and the 3×3 convolutions: ``"zeros"`` (published) or ``"replicate"`` /
+            ``"reflect"``. A standardized patch has a non-zero background, so zero padding gives every patch an
+            artificial frame the maps can fire on (as the global module's did; see :class:`GlobalNetwork`).
 
     ``forward(x)`` maps ``(M, 1 or in_channels, p, p)`` patches to ``(M, num_classes, p/4, p/4)`` maps in
     ``[0, 1]``.
@@ -52,6 +55,7 @@ class LocalNetwork(nn.Module):
         blocks: Sequence[int] = (3, 4, 6, 3),
         strides: Sequence[int] = (1, 1, 1, 1),
         gradient_checkpointing: bool = False,
+        padding_mode: str = "zeros",
     ) -> None:
         super().__init__()
         if in_channels < 1:
@@ -62,13 +66,13 @@ class LocalNetwork(nn.Module):
         blocks = _check_positive_ints("blocks", blocks, len(channels))
         strides = _check_positive_ints("strides", strides, len(channels))
         self.in_channels = int(in_channels)
-        self.stem = ConvBatchNorm(in_channels, channels[0], 7, stride=2, padding=3)
+        self.stem = ConvBatchNorm(in_channels, channels[0], 7, stride=2, padding=3, padding_mode=padding_mode)
         self.stem_pool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         stages = []
         previous = channels[0]
         for width, count, stride in zip(channels, blocks, strides, strict=True):
-            layers = [BasicBlock(previous, width, stride=stride)]
-            layers += [BasicBlock(width, width) for _ in range(count - 1)]
+            layers = [BasicBlock(previous, width, stride=stride, padding_mode=padding_mode)]
+            layers += [BasicBlock(width, width, padding_mode=padding_mode) for _ in range(count - 1)]
             stages.append(nn.Sequential(*layers))
             previous = width
         self.stages = nn.ModuleList(stages)

@@ -11,13 +11,14 @@ __all__ = ["GLAM_PRESETS", "glam_network", "glam_preset", "preset_flip_consisten
 
 #: ``name -> {"window": (H, W), "glam": GLAM kwargs}``. ``paper`` is the published model; ``small`` and
 #: ``tiny`` keep its structure (5 pre-activation stages, a stride-1 local ResNet) at lower resolution and width
-#: so a CPU trains them in minutes. Two choices differ from the paper, both measured in docs/localization.md:
+#: so a CPU trains them in minutes. These choices differ from the paper, all measured in docs/localization.md:
 #: they pad the global backbone's convolutions by replication (trained from scratch with the published zero
 #: padding, their global maps fired on the image's frame instead of the lesions), and they select two patches,
 #: one per class (``num_patches=2, patch_selection="per_class"``): with one window chosen on the summed maps
 #: the malignant lesion rarely got a patch, and the fused maps barely beat the global map. They also move each
 #: training patch by up to a quarter of its size (``patch_jitter=0.25``, training mode only): it raised the fused
-#: Dice in all six seed × class cells measured (demo, two seeds; moderate level). ``"training"`` holds
+#: Dice in all six seed × class cells measured (demo, two seeds; moderate level). The local module pads by
+#: replication too (with zeros its maps lit the top edge of every patch at the moderate level). ``"training"`` holds
 #: the training defaults that differ between presets: the weight of the global map's flip-consistency term
 #: (:func:`preset_flip_consistency`), on for the presets trained from scratch, off for ``paper``, whose
 #: published objective (and weights) do without it.
@@ -35,6 +36,7 @@ GLAM_PRESETS: dict[str, dict[str, Any]] = {
             "num_patches": 2,
             "patch_selection": "per_class",
             "patch_jitter": 0.25,
+            "local_padding_mode": "replicate",
         },
         "training": {"flip_consistency_weight": 1.0},
     },
@@ -51,6 +53,7 @@ GLAM_PRESETS: dict[str, dict[str, Any]] = {
             "num_patches": 2,
             "patch_selection": "per_class",
             "patch_jitter": 0.25,
+            "local_padding_mode": "replicate",
         },
         "training": {"flip_consistency_weight": 1.0},
     },
