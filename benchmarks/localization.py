@@ -54,7 +54,7 @@ from monai_glam.metrics import (
     roc_auc,
 )
 from monai_glam.networks import LOCAL_POOLINGS, glam_preset
-from monai_glam.networks.blocks import FUSION_RULES
+from monai_glam.networks.blocks import FUSION_RULES, PADDING_MODES
 from monai_glam.transforms import glam_transforms
 from monai_glam.utils import BatchKeys
 from monai_glam.utils.atomic import atomic_write_text
@@ -92,12 +92,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num-patches", type=int, default=None, help="K, patches per image (default: the preset's)")
     parser.add_argument("--global-top-t", type=float, default=None, help="top-t fraction (default: the preset's)")
     parser.add_argument("--local-top-k", type=float, default=None, help="top-k fraction (default: the preset's)")
-    parser.add_argument(
-        "--global-padding-mode", default=None, choices=("zeros", "replicate", "reflect"), help="default: the preset's"
-    )
-    parser.add_argument(
-        "--local-padding-mode", default=None, choices=("zeros", "replicate", "reflect"), help="default: the preset's"
-    )
+    parser.add_argument("--global-padding-mode", default=None, choices=PADDING_MODES, help="default: the preset's")
+    parser.add_argument("--local-padding-mode", default=None, choices=PADDING_MODES, help="default: the preset's")
     parser.add_argument(
         "--fusion",
         default="mean",

@@ -60,7 +60,7 @@ class ConvBatchNorm(nn.Module):
         """``(N, C_in, H, W) -> (N, C_out, H', W')``; ``weight`` replaces ``conv.weight`` (e.g. a folded one)."""
         if weight is None:
             weight = self.conv.weight
-        if self.padding_mode != "zeros" and self.input_padding[0] > 0:
+        if self.input_padding[0] > 0:  # only for a non-zero padding mode
             x = F.pad(x, self.input_padding, mode=self.padding_mode)
         running_mean = self.norm.running_mean
         running_var = self.norm.running_var
