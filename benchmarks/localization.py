@@ -122,6 +122,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--local-flip-consistency", type=float, default=0.0, help="weight of the patch maps' flip-consistency term"
     )
+    parser.add_argument(
+        "--erasure", type=float, default=None, help="weight of the global map's erasure term (default: the preset's)"
+    )
+    parser.add_argument(
+        "--local-erasure",
+        type=float,
+        default=None,
+        help="weight of the patch maps' erasure term (default: the preset's)",
+    )
     parser.add_argument("--no-augment", action="store_true", help="train GLAM and the CNN without augmentation")
     parser.add_argument("--cnn-epochs", type=int, default=12, help="ResNet-18 epochs (default 12)")
     parser.add_argument("--cnn-lr", type=float, default=1e-3)
@@ -147,6 +156,7 @@ def train_glam(args: argparse.Namespace, datalist: Path, runs: Path) -> tuple[Pa
     common.update(
         flip_consistency_weight=args.flip_consistency, local_flip_consistency_weight=args.local_flip_consistency
     )
+    common.update(erasure_weight=args.erasure, local_erasure_weight=args.local_erasure)
     glam_kwargs = {
         key: value
         for key, value in (

@@ -55,6 +55,8 @@ def _run(args: argparse.Namespace) -> int:
         pos_weight=args.pos_weight,
         flip_consistency_weight=args.flip_consistency,
         local_flip_consistency_weight=args.local_flip_consistency,
+        erasure_weight=args.erasure,
+        local_erasure_weight=args.local_erasure,
         precision=args.precision,
         channels_last=args.channels_last,
     )
@@ -130,6 +132,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default=0.0,
         metavar="WEIGHT",
         help="weight of the patch maps' flip-consistency term (local/joint stages; default 0: off)",
+    )
+    parser.add_argument(
+        "--erasure",
+        type=number(0.0),
+        default=None,
+        metavar="WEIGHT",
+        help="weight of the global map's erasure term: a positive image erased where its class's S_g points must "
+        "score negative (global/joint stages; default: the preset's, 1 for small and tiny, 0 for paper)",
+    )
+    parser.add_argument(
+        "--local-erasure",
+        type=number(0.0),
+        default=None,
+        metavar="WEIGHT",
+        help="weight of the patch maps' erasure term (local/joint stages; default: the preset's, 1 for small and "
+        "tiny, 0 for paper)",
     )
     parser.add_argument("--num-workers", type=NON_NEGATIVE_INT, default=0, help="data-loading workers (default 0)")
     parser.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")

@@ -10,6 +10,7 @@ from monai.utils import StrEnum
 from torch import nn
 
 from monai_glam.losses import GLAMLoss
+from monai_glam.networks.blocks.erasure import erase_salient
 from monai_glam.networks.blocks.patch_ops import crop_patches
 from monai_glam.networks.nets.glam import GLAM
 from monai_glam.utils.enums import GLAMKeys, TrainingOutputKeys
@@ -59,15 +60,29 @@ class GLAMStageNetwork(nn.Module):
     (``local`` and ``joint`` stages) does the same for the local module: each selected patch is flipped along
     both axes and its map, flipped back, is returned as ``patch_saliency_flipped``.
 
+    With ``erasure=True`` (``global`` and ``joint`` stages) a training-mode forward also erases from the input,
+    class by class, what S_g marks (:func:`~monai_glam.networks.blocks.erase_salient`: each class map,
+    upsampled, blends a copy of the image into its means over cells of the patch size) and returns, per class,
+    ŷ_g of the copy that class's map erased as ``prob_global_erased``, for the loss's erasure term. That second
+    pass runs the global module in eval mode (batch-norm running statistics) with detached parameters, so the
+    term's gradient reaches the parameters only through the map that did the erasing: the classifier cannot
+    learn to call erased images negative, only the map can learn to cover the evidence. ``local_erasure=True``
+    (``local`` and ``joint`` stages) does the same for each selected patch with its local maps, returning ŷ_l of
+    the erased patches as ``prob_local_erased``. Each costs a forward and backward (without parameter
+    gradients) of its module on ``C`` erased copies of the batch per step.
+
     Args:
         glam: the model to train.
         stage: ``"global"``, ``"local"`` or ``"joint"``.
         flip_consistency: also return ``saliency_global_flipped`` in training mode.
         local_flip_consistency: also return ``patch_saliency_flipped`` in training mode.
+        erasure: also return ``prob_global_erased`` in training mode.
+        local_erasure: also return ``prob_local_erased`` in training mode.
 
     Raises:
-        ValueError: an unknown stage, ``flip_consistency`` in the ``local`` stage (the global module is frozen) or
-            ``local_flip_consistency`` in the ``global`` stage (the local module is frozen).
+        ValueError: an unknown stage, ``flip_consistency`` or ``erasure`` in the ``local`` stage (the global module
+            is frozen), ``local_flip_consistency`` or ``local_erasure`` in the ``global`` stage (the local module
+            is frozen).
     """
 
     def __init__(
@@ -76,6 +91,8 @@ class GLAMStageNetwork(nn.Module):
         stage: str | TrainingStage,
         flip_consistency: bool = False,
         local_flip_consistency: bool = False,
+        erasure: bool = False,
+        local_erasure: bool = False,
     ) -> None:
         super().__init__()
         try:
@@ -86,8 +103,14 @@ class GLAMStageNetwork(nn.Module):
             raise ValueError("flip_consistency trains the global module, which the 'local' stage keeps frozen.")
         if local_flip_consistency and self.stage == TrainingStage.GLOBAL:
             raise ValueError("local_flip_consistency trains the local module, which the 'global' stage keeps frozen.")
+        if erasure and self.stage == TrainingStage.LOCAL:
+            raise ValueError("erasure trains the global map, which the 'local' stage keeps frozen.")
+        if local_erasure and self.stage == TrainingStage.GLOBAL:
+            raise ValueError("local_erasure trains the local maps, which the 'global' stage keeps frozen.")
         self.flip_consistency = bool(flip_consistency)
         self.local_flip_consistency = bool(local_flip_consistency)
+        self.erasure = bool(erasure)
+        self.local_erasure = bool(local_erasure)
         self.glam = glam
         for module in self.frozen_modules():
             module.requires_grad_(False)
@@ -139,7 +162,46 @@ class GLAMStageNetwork(nn.Module):
             patches = crop_patches(x, boxes, patch_size).flatten(0, 1).flip(-2, -1)
             maps = self.glam.local_network(patches).flip(-2, -1)
             out[TrainingOutputKeys.PATCH_SALIENCY_FLIPPED.value] = maps.reshape(out[GLAMKeys.PATCH_SALIENCY].shape)
+        if self.erasure and self.training:
+            saliency = out[GLAMKeys.SALIENCY_GLOBAL]  # (N, C, h, w)
+            n, c = saliency.shape[0], saliency.shape[1]
+            erased = erase_salient(x, saliency, self.erasure_cell_size)  # (N, C, C_in, H, W): one copy per class
+            prob = _detached_call(self.glam.global_network, erased.flatten(0, 1))[GLAMKeys.PROB_GLOBAL]
+            # class c's score of the copy erased by class c's map: the diagonal of (N, C copies, C scores)
+            out[TrainingOutputKeys.PROB_GLOBAL_ERASED.value] = prob.reshape(n, c, c).diagonal(dim1=1, dim2=2)
+        if self.local_erasure and self.training:
+            maps = out[GLAMKeys.PATCH_SALIENCY]  # (N, K, C, h, w)
+            n, k, c = maps.shape[0], maps.shape[1], maps.shape[2]
+            patch_size = [int(self.glam.patch_size[0]), int(self.glam.patch_size[1])]
+            patches = crop_patches(x, out[GLAMKeys.PATCH_BOXES], patch_size).flatten(0, 1)  # (N*K, C_in, p, p)
+            erased = erase_salient(patches, maps.flatten(0, 1), self.erasure_cell_size)  # (N*K, C copies, ...)
+            erased_maps = _detached_call(self.glam.local_network, erased.flatten(0, 1))  # (N*K*C, C, h, w)
+            erased_maps = erased_maps.reshape(n, k, c, c, erased_maps.shape[-2], erased_maps.shape[-1])
+            # class c's map of the copies erased by class c's maps, pooled over the K patches as ŷ_l is
+            own = erased_maps.diagonal(dim1=2, dim2=3).permute(0, 1, 4, 2, 3)  # (N, K, C, h, w)
+            out[TrainingOutputKeys.PROB_LOCAL_ERASED.value] = self.glam.pool_patch_maps(own)
         return out
+
+    @property
+    def erasure_cell_size(self) -> int:
+        """The erasure's background cell: the patch size (a window sized to hold a lesion), in pixels."""
+        return int(max(self.glam.patch_size[0], self.glam.patch_size[1]))
+
+
+def _detached_call(module: nn.Module, x: torch.Tensor) -> Any:
+    """``module(x)`` in eval mode with its parameters detached: gradients reach ``x`` only.
+
+    Eval mode, so that batch normalisation uses its running statistics: the erased copies of a batch are scored
+    one by one, as the deployed model would score them (batch statistics would couple the copies of different
+    classes), and the module's running statistics are left as they were.
+    """
+    state = {name: p.detach() for name, p in module.named_parameters()}
+    was_training = module.training
+    module.eval()
+    try:
+        return torch.func.functional_call(module, state, (x,))
+    finally:
+        module.train(was_training)
 
 
 def loss_for_stage(stage: str | TrainingStage, **loss_kwargs: Any) -> GLAMLoss:
@@ -150,7 +212,11 @@ def loss_for_stage(stage: str | TrainingStage, **loss_kwargs: Any) -> GLAMLoss:
     """
     stage = TrainingStage(stage)
     if stage == TrainingStage.GLOBAL:
-        loss_kwargs.update(local_bce_weight=0.0, local_sparsity_weight=0.0, local_flip_consistency_weight=0.0)
+        loss_kwargs.update(
+            local_bce_weight=0.0, local_sparsity_weight=0.0, local_flip_consistency_weight=0.0, local_erasure_weight=0.0
+        )
     elif stage == TrainingStage.LOCAL:
-        loss_kwargs.update(global_bce_weight=0.0, global_sparsity_weight=0.0, flip_consistency_weight=0.0)
+        loss_kwargs.update(
+            global_bce_weight=0.0, global_sparsity_weight=0.0, flip_consistency_weight=0.0, erasure_weight=0.0
+        )
     return GLAMLoss(**loss_kwargs)

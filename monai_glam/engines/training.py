@@ -19,7 +19,7 @@ from monai_glam.data import MammogramDataset, read_datalist
 from monai_glam.data.errors import NoUsableItemsError
 from monai_glam.engines.stages import TrainingStage, loss_for_stage
 from monai_glam.engines.workflows import LAST_CHECKPOINT, create_glam_training, create_loader
-from monai_glam.networks import GLAM, glam_preset, preset_flip_consistency
+from monai_glam.networks import GLAM, glam_preset, preset_loss_weights
 from monai_glam.networks.io import MODEL_CONFIG_NAME, load_glam_weights, save_model_config
 from monai_glam.transforms import glam_transforms, scaled_crop_parameters
 from monai_glam.utils.atomic import atomic_output_path, atomic_write_text
@@ -77,6 +77,8 @@ def run_training(
     pos_weight: Sequence[float] | None = None,
     flip_consistency_weight: float | None = None,
     local_flip_consistency_weight: float = 0.0,
+    erasure_weight: float | None = None,
+    local_erasure_weight: float | None = None,
     precision: str = "fp32",
     channels_last: bool = False,
 ) -> dict[str, float]:
@@ -121,6 +123,14 @@ def run_training(
             step (docs/localization.md).
         local_flip_consistency_weight: the same term for the patch maps of the local module (``local`` and ``joint``
             stages; 0: off); one more local forward and backward per step.
+        erasure_weight: weight of the global map's erasure term (``global`` and ``joint`` stages; 0: off, the
+            paper's objective): a positive image erased where its class's S_g points must score negative
+            (:class:`~monai_glam.losses.GLAMLoss`), which pulls the map onto the evidence; a global forward and
+            backward (without weight gradients) on ``C`` erased copies of the batch per step. ``None``: the
+            preset's default (:func:`~monai_glam.networks.preset_loss_weights`: 1 for ``small`` and ``tiny``, 0
+            for ``paper``).
+        local_erasure_weight: the same term for the patch maps (``local`` and ``joint`` stages); ``None``: the
+            preset's default (1 for ``small`` and ``tiny``, 0 for ``paper``).
         precision: ``fp32`` (default), ``bf16`` (forward passes under bfloat16 autocast, loss in float32) or
             ``auto`` (``bf16`` where the device runs bfloat16 natively); see :func:`~monai_glam.engines.
             create_glam_training`.
@@ -139,8 +149,13 @@ def run_training(
     window = tuple(int(v) for v in (window or config["window"]))
     if len(window) != 2 or min(window) < 1:
         raise ValueError(f"window must be two positive integers, got {window}.")
+    preset_weights = preset_loss_weights(preset)
     if flip_consistency_weight is None:
-        flip_consistency_weight = preset_flip_consistency(preset)
+        flip_consistency_weight = preset_weights["flip_consistency_weight"]
+    if erasure_weight is None:
+        erasure_weight = preset_weights["erasure_weight"]
+    if local_erasure_weight is None:
+        local_erasure_weight = preset_weights["local_erasure_weight"]
     loss = loss_for_stage(
         stage,
         global_sparsity_weight=global_sparsity_weight,
@@ -148,6 +163,8 @@ def run_training(
         pos_weight=pos_weight,
         flip_consistency_weight=flip_consistency_weight,
         local_flip_consistency_weight=local_flip_consistency_weight,
+        erasure_weight=erasure_weight,
+        local_erasure_weight=local_erasure_weight,
     )  # checks the weights before anything is read or written
     check_training_folder(output_dir, resume=resume, overwrite=overwrite, delete=False)
     if resume:
@@ -187,6 +204,8 @@ def run_training(
             "pos_weight": list(pos_weight) if pos_weight is not None else None,
             "flip_consistency_weight": flip_consistency_weight,
             "local_flip_consistency_weight": local_flip_consistency_weight,
+            "erasure_weight": erasure_weight,
+            "local_erasure_weight": local_erasure_weight,
             "precision": precision,
             "channels_last": channels_last,
             "init_checkpoint": str(init_checkpoint) if init_checkpoint else None,

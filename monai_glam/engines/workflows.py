@@ -593,6 +593,8 @@ def create_glam_training(
         stage,
         flip_consistency=bool(getattr(loss, "uses_flipped_global_map", False)),
         local_flip_consistency=bool(getattr(loss, "uses_flipped_patch_maps", False)),
+        erasure=bool(getattr(loss, "uses_erased_global_score", False)),
+        local_erasure=bool(getattr(loss, "uses_erased_local_score", False)),
     )
     parameters = network.trainable_parameters()
     eval_network = network

@@ -26,6 +26,8 @@ class GLAMLossTerms:
     SPARSITY_LOCAL = LossTermKeys.SPARSITY_LOCAL
     FLIP_CONSISTENCY = LossTermKeys.FLIP_CONSISTENCY
     FLIP_CONSISTENCY_LOCAL = LossTermKeys.FLIP_CONSISTENCY_LOCAL
+    ERASURE_GLOBAL = LossTermKeys.ERASURE_GLOBAL
+    ERASURE_LOCAL = LossTermKeys.ERASURE_LOCAL
     ALL: tuple[LossTermKeys, ...] = tuple(LossTermKeys)
 
 
@@ -45,7 +47,16 @@ class GLAMLoss(_Loss):
       self-supervised term (an equivariance constraint as in SEAM, Wang et al., CVPR 2020) pulls the map onto
       the evidence without any location label;
     - ``flip_consistency_local``: the same for the patch maps, Σ_c mean |S_l,c(p) − flip(S_l,c(flip(p)))| over the
-      batch and the patches (``patch_saliency_flipped``, ``GLAMStageNetwork(local_flip_consistency=True)``).
+      batch and the patches (``patch_saliency_flipped``, ``GLAMStageNetwork(local_flip_consistency=True)``);
+    - ``erasure_global``: Σ_c mean over the batch of y_c · −log(1 − ŷ^e_g,c), with ŷ^e_g the global score of the
+      input after the regions S_g marks were erased (``prob_global_erased``, ``GLAMStageNetwork(erasure=True)``).
+      Off by default (not in the paper). Where the map is beside the lesion, erasing it leaves the lesion and the
+      score of a positive image stays high; the term's gradient, which reaches the network only through the map,
+      moves the map onto what the classifier needs erased — the evidence. Together with the sparsity term it
+      asks for the smallest region whose removal explains the label (a deletion objective, as in the learned
+      saliency masks of Dabkowski & Gal, NeurIPS 2017, or Fong & Vedaldi's meaningful perturbations, ICCV 2017);
+    - ``erasure_local``: the same for ŷ_l of the patches erased by their local maps (``prob_local_erased``,
+      ``GLAMStageNetwork(local_erasure=True)``): a map that rings a mass leaves the mass and the score.
 
     The sparsity terms push saliency towards zero wherever the classification terms do not need it, which
     is what makes the maps segment: GLAM inherits this objective from GMIC, and only image-level labels are
@@ -60,6 +71,8 @@ class GLAMLoss(_Loss):
         local_sparsity_weight: weight β_l of ``sparsity_local``.
         flip_consistency_weight: weight of ``flip_consistency`` (0: not computed).
         local_flip_consistency_weight: weight of ``flip_consistency_local`` (0: not computed).
+        erasure_weight: weight of ``erasure_global`` (0: not computed).
+        local_erasure_weight: weight of ``erasure_local`` (0: not computed).
         pos_weight: optional per-class weights of the positive examples (e.g. ``negatives / positives``)
             for imbalanced data; ``None`` weighs positives and negatives alike.
         eps: probabilities are clamped to ``[eps, 1 - eps]`` before the logarithm.
@@ -84,6 +97,8 @@ class GLAMLoss(_Loss):
         eps: float = 1e-6,
         flip_consistency_weight: float = 0.0,
         local_flip_consistency_weight: float = 0.0,
+        erasure_weight: float = 0.0,
+        local_erasure_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.weights = {
@@ -93,6 +108,8 @@ class GLAMLoss(_Loss):
             LossTermKeys.SPARSITY_LOCAL: float(local_sparsity_weight),
             LossTermKeys.FLIP_CONSISTENCY: float(flip_consistency_weight),
             LossTermKeys.FLIP_CONSISTENCY_LOCAL: float(local_flip_consistency_weight),
+            LossTermKeys.ERASURE_GLOBAL: float(erasure_weight),
+            LossTermKeys.ERASURE_LOCAL: float(local_erasure_weight),
         }
         for name, weight in self.weights.items():
             if not weight >= 0.0:  # also rejects NaN
@@ -124,6 +141,18 @@ class GLAMLoss(_Loss):
             positive = positive * self.pos_weight.to(prob)
         per_item = -(positive + (1.0 - target) * torch.log1p(-prob))
         return per_item.sum(dim=1).mean()
+
+    def _erasure(self, prob_erased: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+        # −log(1 − ŷ^e) on the positive labels only: a negative image has nothing to erase.
+        if target is None:  # unreachable: terms() reads the labels whenever an erasure term is weighted
+            raise ValueError("the erasure terms need the (N, C) labels, got None.")
+        if prob_erased.dim() != 2 or prob_erased.shape != target.shape:
+            raise ValueError(
+                f"erased predictions and labels must both be (N, C), got {tuple(prob_erased.shape)} and "
+                f"{tuple(target.shape)}."
+            )
+        prob_erased = prob_erased.clamp(self.eps, 1.0 - self.eps)
+        return -(target.to(prob_erased.dtype) * torch.log1p(-prob_erased)).sum(dim=1).mean()
 
     @staticmethod
     def _class_mean_abs(saliency: torch.Tensor, class_dim: int) -> torch.Tensor:
@@ -162,7 +191,15 @@ class GLAMLoss(_Loss):
         if not isinstance(pred, Mapping):
             raise ValueError(f"GLAMLoss expects the network's output dict, got {type(pred).__name__}.")
         out: dict[LossTermKeys, torch.Tensor] = {}
-        needs_labels = self.weights[LossTermKeys.BCE_GLOBAL] > 0 or self.weights[LossTermKeys.BCE_LOCAL] > 0
+        needs_labels = any(
+            self.weights[key] > 0
+            for key in (
+                LossTermKeys.BCE_GLOBAL,
+                LossTermKeys.BCE_LOCAL,
+                LossTermKeys.ERASURE_GLOBAL,
+                LossTermKeys.ERASURE_LOCAL,
+            )
+        )
         labels = self._labels(target) if needs_labels else None
         if self.weights[LossTermKeys.BCE_GLOBAL] > 0:
             out[LossTermKeys.BCE_GLOBAL] = self._bce(self._get(pred, GLAMKeys.PROB_GLOBAL), labels)
@@ -182,6 +219,12 @@ class GLAMLoss(_Loss):
             out[LossTermKeys.FLIP_CONSISTENCY_LOCAL] = self._class_mean_abs(
                 self._get(pred, GLAMKeys.PATCH_SALIENCY) - flipped, 2
             )
+        if self.weights[LossTermKeys.ERASURE_GLOBAL] > 0:
+            erased = self._get(pred, TrainingOutputKeys.PROB_GLOBAL_ERASED)
+            out[LossTermKeys.ERASURE_GLOBAL] = self._erasure(erased, labels)
+        if self.weights[LossTermKeys.ERASURE_LOCAL] > 0:
+            erased = self._get(pred, TrainingOutputKeys.PROB_LOCAL_ERASED)
+            out[LossTermKeys.ERASURE_LOCAL] = self._erasure(erased, labels)
         return out
 
     @property
@@ -193,6 +236,16 @@ class GLAMLoss(_Loss):
     def uses_flipped_patch_maps(self) -> bool:
         """Whether the loss needs ``patch_saliency_flipped`` (its local flip-consistency weight is not zero)."""
         return self.weights[LossTermKeys.FLIP_CONSISTENCY_LOCAL] > 0
+
+    @property
+    def uses_erased_global_score(self) -> bool:
+        """Whether the loss needs ``prob_global_erased`` (its erasure weight is not zero)."""
+        return self.weights[LossTermKeys.ERASURE_GLOBAL] > 0
+
+    @property
+    def uses_erased_local_score(self) -> bool:
+        """Whether the loss needs ``prob_local_erased`` (its local erasure weight is not zero)."""
+        return self.weights[LossTermKeys.ERASURE_LOCAL] > 0
 
     def combine(self, terms: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Weighted sum of terms computed by :meth:`terms`."""

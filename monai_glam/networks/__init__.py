@@ -21,6 +21,7 @@ from monai_glam.networks.nets import (
     GLAM,
     GLAM_PRESETS,
     LOCAL_POOLINGS,
+    PRESET_LOSS_WEIGHTS,
     GLAMSingleOutput,
     GlobalNetwork,
     LocalNetwork,
@@ -28,6 +29,7 @@ from monai_glam.networks.nets import (
     glam_network,
     glam_preset,
     preset_flip_consistency,
+    preset_loss_weights,
     preset_window,
 )
 from monai_glam.networks.nyu_checkpoint import convert_nyu_state_dict, load_nyu_glam
@@ -38,6 +40,7 @@ __all__ = [
     "LOCAL_POOLINGS",
     "MODEL_CONFIG_NAME",
     "PREPROCESSING_KEYS",
+    "PRESET_LOSS_WEIGHTS",
     "GLAMSingleOutput",
     "GlobalNetwork",
     "LocalNetwork",
@@ -54,6 +57,7 @@ __all__ = [
     "load_model",
     "load_nyu_glam",
     "preset_flip_consistency",
+    "preset_loss_weights",
     "preset_window",
     "read_glam_state_dict",
     "read_model_config",

@@ -134,6 +134,11 @@ class TrainingOutputKeys(StrEnum):
     #: ``(N, K, C, p/4, p/4)`` S_l of each patch flipped along both spatial axes, flipped back so that it lines up
     #: with ``patch_saliency`` (``GLAMStageNetwork(local_flip_consistency=True)``).
     PATCH_SALIENCY_FLIPPED = "patch_saliency_flipped"
+    #: ``(N, C)`` ŷ_g of the input with its S_g-salient regions erased (``GLAMStageNetwork(erasure=True)``; the
+    #: loss's erasure term), computed by a copy of the global module that passes gradients only to the map.
+    PROB_GLOBAL_ERASED = "prob_global_erased"
+    #: ``(N, C)`` ŷ_l of the patches with their S_l-salient regions erased (``GLAMStageNetwork(local_erasure=True)``).
+    PROB_LOCAL_ERASED = "prob_local_erased"
 
 
 class LossTermKeys(StrEnum):
@@ -145,3 +150,5 @@ class LossTermKeys(StrEnum):
     SPARSITY_LOCAL = "sparsity_local"
     FLIP_CONSISTENCY = "flip_consistency"
     FLIP_CONSISTENCY_LOCAL = "flip_consistency_local"
+    ERASURE_GLOBAL = "erasure_global"
+    ERASURE_LOCAL = "erasure_local"

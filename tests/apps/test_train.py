@@ -30,6 +30,7 @@ def test_train_global_then_local_from_the_command_line(tmp_path, datalist, capsy
     settings = json.loads((tmp_path / "global" / "training_config.json").read_text())
     assert settings["window"] == [256, 160] and settings["stage"] == "global"
     assert settings["flip_consistency_weight"] == 1.0  # the tiny preset's default
+    assert settings["erasure_weight"] == settings["local_erasure_weight"] == 1.0  # the tiny preset's defaults
 
     assert settings["precision"] == "fp32" and settings["channels_last"] is False
 
@@ -37,6 +38,7 @@ def test_train_global_then_local_from_the_command_line(tmp_path, datalist, capsy
     local = ["--output", str(tmp_path / "local"), "--stage", "local", "--init", str(init), "--channels-last"]
     assert main(["train", *common, *local, "--precision", "auto"]) == 0
     settings = json.loads((tmp_path / "local" / "training_config.json").read_text())
+    assert settings["erasure_weight"] == 1.0 and settings["local_erasure_weight"] == 1.0
     assert settings["channels_last"] is True and settings["precision"] in ("fp32", "bf16")  # auto is resolved
     first = load_glam_weights(GLAM(**config.glam), init)
     second = load_glam_weights(GLAM(**config.glam), tmp_path / "local" / "last.pt")

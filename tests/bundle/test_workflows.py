@@ -43,6 +43,7 @@ def test_train_global_stage_outputs(trained_bundle):
         "loss",
         "loss_bce_global",
         "loss_sparsity_global",
+        "loss_erasure_global",  # the presets' erasure term (train.json's erasure_weight)
         "lr",
         "val_auc",
         "val_auc_benign",

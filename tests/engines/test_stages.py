@@ -78,6 +78,9 @@ def test_loss_for_stage(stage, terms):
     flip = loss_for_stage(stage, flip_consistency_weight=1.0, local_flip_consistency_weight=1.0)
     assert flip.uses_flipped_global_map == (stage != "local")  # the local stage does not train the global module
     assert flip.uses_flipped_patch_maps == (stage != "global")
+    erasure = loss_for_stage(stage, erasure_weight=1.0, local_erasure_weight=1.0)
+    assert erasure.uses_erased_global_score == (stage != "local")
+    assert erasure.uses_erased_local_score == (stage != "global")
     if stage != "local":
         assert loss.weights["sparsity_global"] == 0.5
 
@@ -131,3 +134,82 @@ def test_local_flip_consistency_adds_the_flipped_patch_maps_in_training_only(sta
     assert "saliency_global_flipped" not in out
     with pytest.raises(ValueError, match="keeps frozen"):
         GLAMStageNetwork(glam, "global", local_flip_consistency=True)
+
+
+@pytest.mark.parametrize("stage", ["global", "joint"])
+def test_erasure_adds_the_erased_global_score_in_training_only(stage):
+    from monai_glam.networks.blocks import erase_salient
+
+    torch.manual_seed(0)
+    glam = GLAM(**TINY_GLAM)
+    net = GLAMStageNetwork(glam, stage, erasure=True).train()
+    x = torch.randn(2, 1, 128, 96)
+    buffers = {k: v.clone() for k, v in glam.global_network.named_buffers()}
+    out = net(x)
+    assert out["prob_global_erased"].shape == out["prob_global"].shape == (2, 2)
+    assert "prob_global_erased" not in net.eval()(x)
+    net.train()
+    # the erased pass is the global module on the erased copies ...
+    erased = erase_salient(x, out["saliency_global"].detach(), net.erasure_cell_size)  # (2, 2 copies, 1, H, W)
+    after_first_pass = {k: v.clone() for k, v in glam.global_network.named_buffers()}
+    with torch.no_grad():
+        scores = glam.global_network.eval()(erased.flatten(0, 1))["prob_global"].reshape(2, 2, 2)
+    # class c's score of the copy erased by class c's map
+    expected = torch.stack([scores[:, 0, 0], scores[:, 1, 1]], dim=1)
+    torch.testing.assert_close(out["prob_global_erased"].detach(), expected)
+    # ... in eval mode (running statistics): it leaves them as the ordinary pass left them, one update
+    for name, value in after_first_pass.items():
+        if name.endswith("num_batches_tracked"):
+            assert value.item() == buffers[name].item() + 1
+    assert net.glam.global_network.training is False and net.train().glam.global_network.training
+    # its gradient reaches the parameters only through the map that did the erasing
+    gradient = torch.autograd.grad(out["prob_global_erased"].sum(), out["saliency_global"], retain_graph=True)[0]
+    assert gradient.abs().sum() > 0
+    with pytest.raises(ValueError, match="keeps frozen"):
+        GLAMStageNetwork(glam, "local", erasure=True)
+
+
+def test_erased_pass_gives_no_parameter_gradient_of_its_own():
+    torch.manual_seed(0)
+    glam = GLAM(**TINY_GLAM)
+    net = GLAMStageNetwork(glam, "global", erasure=True).train()
+    out = net(torch.randn(2, 1, 128, 96))
+    head = [p for p in glam.global_network.parameters() if p.requires_grad]
+    # with the map held fixed, the erased score depends on no parameter
+    from monai_glam.engines.stages import _detached_call
+    from monai_glam.networks.blocks import erase_salient
+
+    erased = erase_salient(torch.randn(2, 1, 128, 96), out["saliency_global"].detach(), net.erasure_cell_size)
+    prob = _detached_call(glam.global_network, erased.flatten(0, 1))["prob_global"]
+    assert not prob.requires_grad
+    assert all(p.grad is None for p in head)
+
+
+@pytest.mark.parametrize("stage", ["local", "joint"])
+def test_local_erasure_adds_the_erased_local_score_in_training_only(stage):
+    torch.manual_seed(0)
+    glam = GLAM(**TINY_GLAM)
+    net = GLAMStageNetwork(glam, stage, local_erasure=True).train()
+    x = torch.randn(2, 1, 128, 96)
+    out = net(x)
+    assert out["prob_local_erased"].shape == out["prob_local"].shape == (2, 2)
+    assert not torch.allclose(out["prob_local_erased"], out["prob_local"])
+    gradient = torch.autograd.grad(out["prob_local_erased"][:, 0].sum(), out["patch_saliency"])[0]
+    assert gradient[:, :, 0].abs().sum() > 0
+    assert gradient[:, :, 1].abs().sum() == 0  # the benign term moves the benign maps only
+    assert "prob_local_erased" not in net.eval()(x)
+    with pytest.raises(ValueError, match="keeps frozen"):
+        GLAMStageNetwork(glam, "global", local_erasure=True)
+
+
+def test_training_with_erasure_losses_runs_the_erased_passes(tmp_path):
+    torch.manual_seed(0)
+    glam = GLAM(**TINY_GLAM)
+    loader = create_loader(make_dataset(4), batch_size=4)
+    loss = loss_for_stage("joint", erasure_weight=1.0, local_erasure_weight=1.0)
+    run = create_glam_training(glam, loader, tmp_path, stage="joint", max_epochs=1, loss=loss, tensorboard=False)
+    assert run.trainer.network.erasure and run.trainer.network.local_erasure
+    run.run()
+    output = run.trainer.state.output
+    assert {"prob_global_erased", "prob_local_erased"} <= set(output["pred"])
+    assert math.isfinite(output["loss"].item())

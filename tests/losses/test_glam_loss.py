@@ -17,6 +17,8 @@ def _pred(prob_global, prob_local, saliency_value=0.25, patch_value=0.5):
         "patch_saliency": torch.full((2, 1, 2, 2, 2), patch_value),
         "saliency_global_flipped": torch.full((2, 2, 4, 3), saliency_value),
         "patch_saliency_flipped": torch.full((2, 1, 2, 2, 2), patch_value),
+        "prob_global_erased": torch.tensor(prob_global) / 2,
+        "prob_local_erased": torch.tensor(prob_local) / 2,
     }
 
 
@@ -39,8 +41,16 @@ def test_terms_match_hand_computation():
 @pytest.mark.parametrize(
     ("weights", "expected_terms"),
     [
-        ({}, set(LossTermKeys) - {"flip_consistency", "flip_consistency_local"}),
-        ({"flip_consistency_weight": 0.5, "local_flip_consistency_weight": 0.5}, set(LossTermKeys)),
+        ({}, set(LossTermKeys) - {"flip_consistency", "flip_consistency_local", "erasure_global", "erasure_local"}),
+        (
+            {
+                "flip_consistency_weight": 0.5,
+                "local_flip_consistency_weight": 0.5,
+                "erasure_weight": 2.0,
+                "local_erasure_weight": 0.5,
+            },
+            set(LossTermKeys),
+        ),
         ({"local_bce_weight": 0.0, "local_sparsity_weight": 0.0}, {"bce_global", "sparsity_global"}),
         ({"global_bce_weight": 0.0, "global_sparsity_weight": 0.0}, {"bce_local", "sparsity_local"}),
     ],
@@ -73,7 +83,7 @@ def test_label_dict_target_equals_the_label_tensor(target):
     pred = _pred([[0.9, 0.2], [0.4, 0.7]], [[0.6, 0.5], [0.3, 0.8]])
     reference = loss.terms(pred, torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
     terms = loss.terms(pred, target)
-    assert list(terms) == [key for key in LossTermKeys if not key.startswith("flip_consistency")]
+    assert list(terms) == [key for key in LossTermKeys if not key.startswith(("flip_consistency", "erasure"))]
     for name, value in reference.items():
         assert terms[name].item() == value.item()
     assert loss(pred, target).item() == pytest.approx(loss.combine(reference).item())
@@ -195,3 +205,28 @@ def test_local_flip_consistency_compares_each_patch_map_with_its_flipped_pass():
     terms = loss.terms(pred, torch.zeros(1, 2))
     assert list(terms) == [LossTermKeys.FLIP_CONSISTENCY_LOCAL]
     assert terms[LossTermKeys.FLIP_CONSISTENCY_LOCAL].item() == pytest.approx(0.8 / 32)  # class 1: one cell of 2 x 16
+
+
+@pytest.mark.parametrize(
+    ("weights", "key", "term"),
+    [
+        ({"erasure_weight": 1.0}, "prob_global_erased", LossTermKeys.ERASURE_GLOBAL),
+        ({"local_erasure_weight": 1.0}, "prob_local_erased", LossTermKeys.ERASURE_LOCAL),
+    ],
+)
+def test_erasure_terms_penalise_positive_labels_only(weights, key, term):
+    loss = GLAMLoss(**weights)
+    assert loss.uses_erased_global_score == (term == LossTermKeys.ERASURE_GLOBAL)
+    assert loss.uses_erased_local_score == (term == LossTermKeys.ERASURE_LOCAL)
+    pred = _pred([[0.9, 0.2], [0.4, 0.7]], [[0.6, 0.5], [0.3, 0.8]])
+    pred[key] = torch.tensor([[0.3, 0.9], [0.8, 0.1]])
+    target = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    # image 0 is benign: −log(1 − 0.3); image 1 malignant: −log(1 − 0.1); the high negative-class scores count not
+    expected = (-math.log(0.7) - math.log(0.9)) / 2
+    assert loss.terms(pred, target)[term].item() == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match=f"no '{key}' entry"):
+        loss({k: v for k, v in pred.items() if k != key}, target)
+    with pytest.raises(ValueError, match="must both be"):
+        loss({**pred, key: torch.zeros(2, 3)}, target)
+    with pytest.raises(ValueError, match="must be >= 0"):
+        GLAMLoss(**{name: -1.0 for name in weights})

@@ -248,3 +248,55 @@ def test_block_shapes(block, in_shape, out_shape):
 def test_pre_act_block_rejects_identity_with_shape_change():
     with pytest.raises(ValueError, match="identity shortcut"):
         PreActBasicBlock(8, 16)
+
+
+class TestErasure:
+    @pytest.mark.parametrize("cell_size", [1, 4, 16, 100])
+    def test_smooth_background_keeps_a_constant_image_and_the_cell_means(self, cell_size):
+        from monai_glam.networks.blocks import smooth_background
+
+        flat = torch.full((2, 1, 16, 12), 0.7)
+        torch.testing.assert_close(smooth_background(flat, cell_size), flat)
+        image = torch.randn(1, 1, 16, 12)
+        background = smooth_background(image, cell_size)
+        assert background.shape == image.shape
+        if cell_size == 1:
+            torch.testing.assert_close(background, image)
+        if cell_size >= 16:  # one cell: the image mean everywhere
+            torch.testing.assert_close(background, image.mean().expand_as(image))
+
+    def test_erase_salient_erases_one_copy_per_class_where_its_map_marks(self):
+        from monai_glam.networks.blocks import erase_salient, smooth_background
+
+        image = torch.zeros(1, 1, 32, 32)
+        image[..., 8:12, 8:12] = 5.0  # a bright "lesion" in the top-left cell of a 2 x 2 map
+        saliency = torch.zeros(1, 2, 2, 2, requires_grad=True)
+        with torch.no_grad():
+            saliency[0, 1, 0, 0] = 1.0  # only the second class's map marks it
+        erased = erase_salient(image, saliency, 32)
+        assert erased.shape == (1, 2, 1, 32, 32)
+        torch.testing.assert_close(erased[:, 0], image)  # the first class's map marks nothing
+        # bilinear upsampling (align_corners=False) of a 2 x 2 map to 32 x 32: pixel 9 lies 0.09375 cells past the
+        # centre of cell 0 in both directions, so the mask there is (1 - 0.09375)^2
+        mask = (1 - 0.09375) ** 2
+        background = smooth_background(image, 32)
+        assert background[0, 0, 9, 9].item() == pytest.approx(16 * 5.0 / 1024)  # one cell: the image mean
+        assert erased[0, 1, 0, 9, 9].item() == pytest.approx(5.0 * (1 - mask) + background[0, 0, 9, 9].item() * mask)
+        torch.testing.assert_close(erased[0, 1, :, 24:, 24:], image[0, :, 24:, 24:])  # unmarked cell untouched
+        erased[:, 1, :, 8:12, 8:12].sum().backward()
+        assert saliency.grad[0, 1, 0, 0] < 0  # marking the lesion more lowers its brightness in its class's copy
+        assert saliency.grad[0, 0].abs().sum() == 0  # the other class's map does not take part
+
+    @pytest.mark.parametrize(
+        ("image", "saliency", "cell", "message"),
+        [
+            (torch.zeros(1, 16, 16), torch.zeros(1, 1, 2, 2), 4, "expected"),
+            (torch.zeros(2, 1, 16, 16), torch.zeros(1, 1, 2, 2), 4, "batch sizes"),
+            (torch.zeros(1, 1, 16, 16), torch.zeros(1, 1, 2, 2), 0, "cell_size"),
+        ],
+    )
+    def test_erase_salient_rejects_bad_arguments(self, image, saliency, cell, message):
+        from monai_glam.networks.blocks import erase_salient
+
+        with pytest.raises(ValueError, match=message):
+            erase_salient(image, saliency, cell)

@@ -12,6 +12,7 @@ from monai_glam.networks import (
     glam_network,
     glam_preset,
     preset_flip_consistency,
+    preset_loss_weights,
     preset_window,
 )
 
@@ -47,6 +48,11 @@ def test_glam_network_builds_the_preset_with_overrides() -> None:
 )
 def test_presets_trained_from_scratch_differ_from_the_paper_where_measured(name, weight, patches, jitter) -> None:
     assert preset_flip_consistency(name) == weight
+    assert preset_loss_weights(name) == {
+        "flip_consistency_weight": weight,
+        "erasure_weight": weight,
+        "local_erasure_weight": weight,
+    }
     glam = glam_preset(name)["glam"]
     assert (glam.get("num_patches", 1), glam.get("patch_selection", "summed")) == patches
     assert glam.get("patch_jitter", 0.0) == jitter
@@ -57,3 +63,5 @@ def test_presets_trained_from_scratch_differ_from_the_paper_where_measured(name,
         assert net.patch_jitter == jitter
     with pytest.raises(ValueError, match="unknown GLAM preset"):
         preset_flip_consistency("huge")
+    with pytest.raises(ValueError, match="unknown GLAM preset"):
+        preset_loss_weights("huge")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from monai_glam.networks.blocks.erasure import erase_salient, smooth_background
 from monai_glam.networks.blocks.patch_ops import FUSION_RULES, crop_patches, fuse_patch_maps, paste_patch_maps
 from monai_glam.networks.blocks.pooling import TopTPooling, top_t_count
 from monai_glam.networks.blocks.region_proposal import PATCH_SELECTIONS, RegionProposal, rescale_index
@@ -24,8 +25,10 @@ __all__ = [
     "TopTPooling",
     "check_padding_mode",
     "crop_patches",
+    "erase_salient",
     "fuse_patch_maps",
     "paste_patch_maps",
     "rescale_index",
+    "smooth_background",
     "top_t_count",
 ]

@@ -7,9 +7,11 @@ from monai_glam.networks.nets.global_network import GlobalNetwork, PreActResNet
 from monai_glam.networks.nets.local_network import LocalNetwork
 from monai_glam.networks.nets.presets import (
     GLAM_PRESETS,
+    PRESET_LOSS_WEIGHTS,
     glam_network,
     glam_preset,
     preset_flip_consistency,
+    preset_loss_weights,
     preset_window,
 )
 
@@ -17,6 +19,7 @@ __all__ = [
     "GLAM",
     "GLAM_PRESETS",
     "LOCAL_POOLINGS",
+    "PRESET_LOSS_WEIGHTS",
     "GLAMSingleOutput",
     "GlobalNetwork",
     "LocalNetwork",
@@ -24,5 +27,6 @@ __all__ = [
     "glam_network",
     "glam_preset",
     "preset_flip_consistency",
+    "preset_loss_weights",
     "preset_window",
 ]

@@ -195,6 +195,14 @@ class GLAM(nn.Module):
         left = (boxes[..., 1] + shift_w).clamp(0, int(image_size[1]) - self.patch_size[1])
         return torch.stack([top, left, top + self.patch_size[0], left + self.patch_size[1]], dim=-1)
 
+    def pool_patch_maps(self, patch_maps: torch.Tensor) -> torch.Tensor:
+        """ŷ_l from the ``(N, K, C, h, w)`` patch maps S_l: ``(N, C)``, pooled as ``local_pooling`` says."""
+        if self.local_pooling == "max_patch":
+            # Top-k% of each patch's (N, K, C, h, w) maps, then the most positive patch, per class.
+            return self.patch_pool(patch_maps).amax(dim=1)
+        # Top-k% over the pixels of all K patches of an image, per class.
+        return self.local_pool(patch_maps.transpose(1, 2))
+
     def forward_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The full output dict (what ``forward`` returns; subclasses may return less)."""
         if x.dim() != 4 or x.shape[1] != self.in_channels:
@@ -211,12 +219,7 @@ class GLAM(nn.Module):
         k = patches.shape[1]
         patch_maps = self.local_network(patches.flatten(0, 1))
         patch_maps = patch_maps.reshape(n, k, patch_maps.shape[1], patch_maps.shape[2], patch_maps.shape[3])
-        if self.local_pooling == "max_patch":
-            # Top-k% of each patch's (N, K, C, h, w) maps, then the most positive patch, per class.
-            out[GLAMKeys.PROB_LOCAL.value] = self.patch_pool(patch_maps).amax(dim=1)
-        else:
-            # Top-k% over the pixels of all K patches of an image, per class.
-            out[GLAMKeys.PROB_LOCAL.value] = self.local_pool(patch_maps.transpose(1, 2))
+        out[GLAMKeys.PROB_LOCAL.value] = self.pool_patch_maps(patch_maps)
         out[GLAMKeys.PATCH_BOXES.value] = boxes
         out[GLAMKeys.PATCH_SALIENCY.value] = patch_maps
         if self.saliency_in_training or not self.training:

@@ -7,7 +7,15 @@ from typing import Any
 
 from monai_glam.networks.nets.glam import GLAM, GLAMSingleOutput
 
-__all__ = ["GLAM_PRESETS", "glam_network", "glam_preset", "preset_flip_consistency", "preset_window"]
+__all__ = [
+    "GLAM_PRESETS",
+    "PRESET_LOSS_WEIGHTS",
+    "glam_network",
+    "glam_preset",
+    "preset_flip_consistency",
+    "preset_loss_weights",
+    "preset_window",
+]
 
 #: ``name -> {"window": (H, W), "glam": GLAM kwargs}``. ``paper`` is the published model; ``small`` and
 #: ``tiny`` keep its structure (5 pre-activation stages, a stride-1 local ResNet) at lower resolution and width
@@ -19,11 +27,16 @@ __all__ = ["GLAM_PRESETS", "glam_network", "glam_preset", "preset_flip_consisten
 #: training patch by up to a quarter of its size (``patch_jitter=0.25``, training mode only): it raised the fused
 #: Dice in all six seed × class cells measured (demo, two seeds; moderate level). The local module pads by
 #: replication too (with zeros its maps lit the top edge of every patch at the moderate level). ``"training"`` holds
-#: the training defaults that differ between presets: the weight of the global map's flip-consistency term
-#: (:func:`preset_flip_consistency`), on for the presets trained from scratch, off for ``paper``, whose
-#: published objective (and weights) do without it.
+#: the training defaults that differ between presets (:func:`preset_loss_weights`): the weights of the global
+#: map's flip-consistency term and of the two erasure terms (a positive image erased where a class map points must
+#: score negative, for the global and the local maps), on for the presets trained from scratch, off for ``paper``,
+#: whose published objective (and weights) do without them.
 GLAM_PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {"window": (2944, 1920), "glam": {}, "training": {"flip_consistency_weight": 0.0}},
+    "paper": {
+        "window": (2944, 1920),
+        "glam": {},
+        "training": {"flip_consistency_weight": 0.0, "erasure_weight": 0.0, "local_erasure_weight": 0.0},
+    },
     "small": {
         "window": (512, 320),
         "glam": {
@@ -38,7 +51,7 @@ GLAM_PRESETS: dict[str, dict[str, Any]] = {
             "patch_jitter": 0.25,
             "local_padding_mode": "replicate",
         },
-        "training": {"flip_consistency_weight": 1.0},
+        "training": {"flip_consistency_weight": 1.0, "erasure_weight": 1.0, "local_erasure_weight": 1.0},
     },
     "tiny": {
         "window": (256, 160),
@@ -55,7 +68,7 @@ GLAM_PRESETS: dict[str, dict[str, Any]] = {
             "patch_jitter": 0.25,
             "local_padding_mode": "replicate",
         },
-        "training": {"flip_consistency_weight": 1.0},
+        "training": {"flip_consistency_weight": 1.0, "erasure_weight": 1.0, "local_erasure_weight": 1.0},
     },
 }
 
@@ -90,6 +103,30 @@ def glam_network(preset: str = "paper", output_key: str | None = None, **glam_kw
     return GLAMSingleOutput(output_key=str(output_key), **kwargs)
 
 
+#: The loss weights a preset may set in its ``"training"`` entry (:class:`~monai_glam.losses.GLAMLoss` arguments),
+#: with the value of a preset that does not set them.
+PRESET_LOSS_WEIGHTS: dict[str, float] = {
+    "flip_consistency_weight": 0.0,
+    "erasure_weight": 0.0,
+    "local_erasure_weight": 0.0,
+}
+
+
+def preset_loss_weights(preset: str = "paper") -> dict[str, float]:
+    """The default weights of the loss terms that differ between presets, for training ``preset``.
+
+    ``{"flip_consistency_weight", "erasure_weight", "local_erasure_weight"}``: all ``0`` for ``paper`` (the
+    published objective), all ``1`` for ``small`` and ``tiny``. Trained from scratch with MIL pooling alone, their
+    global maps settled beside the lesions and their local maps ringed the masses; the flip-consistency and
+    erasure terms put both on the lesions (docs/localization.md).
+
+    Raises:
+        ValueError: for an unknown preset.
+    """
+    training = glam_preset(preset).get("training", {})
+    return {name: float(training.get(name, default)) for name, default in PRESET_LOSS_WEIGHTS.items()}
+
+
 def preset_flip_consistency(preset: str = "paper") -> float:
     """The default weight of the global map's flip-consistency loss term for training ``preset``.
 
@@ -100,7 +137,7 @@ def preset_flip_consistency(preset: str = "paper") -> float:
     Raises:
         ValueError: for an unknown preset.
     """
-    return float(glam_preset(preset).get("training", {}).get("flip_consistency_weight", 0.0))
+    return preset_loss_weights(preset)["flip_consistency_weight"]
 
 
 def preset_window(preset: str = "paper") -> tuple[int, int]:
