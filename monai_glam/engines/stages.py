@@ -156,11 +156,13 @@ class GLAMStageNetwork(nn.Module):
         if self.flip_consistency and self.training:
             flipped = self.glam.global_network(x.flip(-2, -1))[GLAMKeys.SALIENCY_GLOBAL]
             out[TrainingOutputKeys.SALIENCY_GLOBAL_FLIPPED.value] = flipped.flip(-2, -1)
-        if self.local_flip_consistency and self.training:
-            boxes = out[GLAMKeys.PATCH_BOXES]
+        patches = None
+        if (self.local_flip_consistency or self.local_erasure) and self.training:
+            # The selected (possibly jittered) patches again, (N*K, C_in, p, p): GLAM's forward does not return them.
             patch_size = [int(self.glam.patch_size[0]), int(self.glam.patch_size[1])]
-            patches = crop_patches(x, boxes, patch_size).flatten(0, 1).flip(-2, -1)
-            maps = self.glam.local_network(patches).flip(-2, -1)
+            patches = crop_patches(x, out[GLAMKeys.PATCH_BOXES], patch_size).flatten(0, 1)
+        if self.local_flip_consistency and patches is not None:
+            maps = self.glam.local_network(patches.flip(-2, -1)).flip(-2, -1)
             out[TrainingOutputKeys.PATCH_SALIENCY_FLIPPED.value] = maps.reshape(out[GLAMKeys.PATCH_SALIENCY].shape)
         if self.erasure and self.training:
             saliency = out[GLAMKeys.SALIENCY_GLOBAL]  # (N, C, h, w)
@@ -169,11 +171,9 @@ class GLAMStageNetwork(nn.Module):
             prob = _detached_call(self.glam.global_network, erased.flatten(0, 1))[GLAMKeys.PROB_GLOBAL]
             # class c's score of the copy erased by class c's map: the diagonal of (N, C copies, C scores)
             out[TrainingOutputKeys.PROB_GLOBAL_ERASED.value] = prob.reshape(n, c, c).diagonal(dim1=1, dim2=2)
-        if self.local_erasure and self.training:
+        if self.local_erasure and patches is not None:
             maps = out[GLAMKeys.PATCH_SALIENCY]  # (N, K, C, h, w)
             n, k, c = maps.shape[0], maps.shape[1], maps.shape[2]
-            patch_size = [int(self.glam.patch_size[0]), int(self.glam.patch_size[1])]
-            patches = crop_patches(x, out[GLAMKeys.PATCH_BOXES], patch_size).flatten(0, 1)  # (N*K, C_in, p, p)
             erased = erase_salient(patches, maps.flatten(0, 1), self.erasure_cell_size)  # (N*K, C copies, ...)
             erased_maps = _detached_call(self.glam.local_network, erased.flatten(0, 1))  # (N*K*C, C, h, w)
             erased_maps = erased_maps.reshape(n, k, c, c, erased_maps.shape[-2], erased_maps.shape[-1])

@@ -125,17 +125,23 @@ class GLAMLoss(_Loss):
         else:
             self.pos_weight: torch.Tensor | None = None
 
-    def _bce(self, prob: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
-        if target is None:  # unreachable: terms() reads the labels whenever a BCE term is weighted
-            raise ValueError("the BCE terms need the (N, C) labels, got None.")
+    def _clamped_pair(
+        self, prob: torch.Tensor, target: torch.Tensor | None, what: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(N, C)`` probabilities clamped to ``[eps, 1 - eps]`` and the labels in their dtype, checked to match."""
+        if target is None:  # unreachable: terms() reads the labels whenever a term that needs them is weighted
+            raise ValueError(f"the {what} terms need the (N, C) labels, got None.")
         if prob.dim() != 2 or prob.shape != target.shape:
             raise ValueError(
-                f"predictions and labels must both be (N, C), got {tuple(prob.shape)} and {tuple(target.shape)}."
+                f"{what} predictions and labels must both be (N, C), got {tuple(prob.shape)} and {tuple(target.shape)}."
             )
+        prob = prob.clamp(self.eps, 1.0 - self.eps)
+        return prob, target.to(prob.dtype)
+
+    def _bce(self, prob: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+        prob, target = self._clamped_pair(prob, target, "BCE")
         if self.pos_weight is not None and self.pos_weight.numel() != prob.shape[1]:
             raise ValueError(f"pos_weight has {self.pos_weight.numel()} entries for {prob.shape[1]} classes.")
-        prob = prob.clamp(self.eps, 1.0 - self.eps)
-        target = target.to(prob.dtype)
         positive = target * torch.log(prob)
         if self.pos_weight is not None:
             positive = positive * self.pos_weight.to(prob)
@@ -144,15 +150,8 @@ class GLAMLoss(_Loss):
 
     def _erasure(self, prob_erased: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         # −log(1 − ŷ^e) on the positive labels only: a negative image has nothing to erase.
-        if target is None:  # unreachable: terms() reads the labels whenever an erasure term is weighted
-            raise ValueError("the erasure terms need the (N, C) labels, got None.")
-        if prob_erased.dim() != 2 or prob_erased.shape != target.shape:
-            raise ValueError(
-                f"erased predictions and labels must both be (N, C), got {tuple(prob_erased.shape)} and "
-                f"{tuple(target.shape)}."
-            )
-        prob_erased = prob_erased.clamp(self.eps, 1.0 - self.eps)
-        return -(target.to(prob_erased.dtype) * torch.log1p(-prob_erased)).sum(dim=1).mean()
+        prob_erased, target = self._clamped_pair(prob_erased, target, "erasure")
+        return -(target * torch.log1p(-prob_erased)).sum(dim=1).mean()
 
     @staticmethod
     def _class_mean_abs(saliency: torch.Tensor, class_dim: int) -> torch.Tensor:
