@@ -23,6 +23,7 @@ kind of file is printed too (the compression levels trade size for time).
 Usage::
 
     python benchmarks/bench_pipeline.py [--num 8] [--threads 2] [--size 3328 2560] [--formats nifti png] [--serial]
+        [--write-workers N]
         [--engine torch|onnxruntime|openvino] [--precision fp32|bf16|auto] [--contiguous]
 
 Wall-clock numbers depend on the machine; nothing here gates CI.
@@ -84,6 +85,9 @@ def main() -> None:
     parser.add_argument("--formats", nargs="*", default=["nifti", "png"], help="map formats (default nifti png)")
     parser.add_argument("--no-overlays", action="store_true", help="do not write overlays")
     parser.add_argument("--serial", action="store_true", help="no reader and writer threads (pipelined=False)")
+    parser.add_argument(
+        "--write-workers", type=int, default=1, help="writer threads of the pipelined run, as infer's (default 1)"
+    )
     parser.add_argument("--engine", choices=ENGINES, default="torch", help="forward-pass engine (default torch)")
     parser.add_argument(
         "--contiguous", action="store_true", help="keep the weights contiguous (infer --no-channels-last)"
@@ -101,6 +105,7 @@ def main() -> None:
         overlays=not args.no_overlays,
         progress=False,
         pipelined=not args.serial,
+        write_workers=args.write_workers,
         engine=args.engine,
         precision=args.precision,
         channels_last=not args.contiguous,
@@ -137,7 +142,7 @@ def main() -> None:
         wall = time.perf_counter() - started
         done = len(summary.predictions)
         end_to_end = done / wall
-        mode = "pipelined" if settings.pipelined else "serial"
+        mode = f"pipelined, {settings.write_workers} writer(s)" if settings.pipelined else "serial"
         layout = "channels-last" if settings.channels_last else "contiguous"
         print(
             f"end to end ({mode}, {settings.precision}, {layout}, {args.threads} intra-op threads): {done} images in "

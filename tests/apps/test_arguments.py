@@ -29,6 +29,7 @@ _DEMO = ["demo", "--output", "out"]
         ([*_INFER, "--erosion-iterations", "-1"], "argument --erosion-iterations: must be an integer >= 0, got -1"),
         ([*_INFER, "--thresholds", "0.5", "inf"], "argument --thresholds: must be a number >= 0 and <= 1, got inf"),
         ([*_INFER, "--sw-batch-size", "0"], "argument --sw-batch-size: must be an integer >= 1, got 0"),
+        ([*_INFER, "--write-workers", "0"], "argument --write-workers: must be an integer >= 1, got 0"),
         ([*_EVAL, "--num-bootstrap", "0"], "argument --num-bootstrap: must be an integer >= 1, got 0"),
         ([*_EVAL, "--peak-sigma", "0"], "argument --peak-sigma: must be a number > 0, got 0"),
         ([*_DEMO, "--num", "7"], "argument --num: must be an integer >= 8, got 7"),

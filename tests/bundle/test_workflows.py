@@ -201,23 +201,30 @@ def test_inference_masks_follow_thresholds(trained_bundle, synthetic_dir, tmp_pa
     assert counts[1.0] == 0 < counts[0.0]
 
 
-def test_inference_on_a_writer_thread_writes_the_same_files(trained_bundle, synthetic_dir, tmp_path):
-    """``write_queue_size`` 2 (the default: a writer thread) and 0 (the engine's thread) write identical files."""
+def test_inference_on_writer_threads_writes_the_same_files(trained_bundle, synthetic_dir, tmp_path):
+    """``write_queue_size`` 2 (the default: a writer thread), three writer threads and 0 (the engine's thread)
+    write identical files."""
     files = {}
-    for size in (0, 2):
-        out = tmp_path / f"queue{size}"
+    for size, workers in ((0, 1), (2, 1), (2, 3)):
+        out = tmp_path / f"queue{size}-{workers}"
         workflow = _run_inference(
-            trained_bundle, synthetic_dir, out, write_queue_size=size, **{"prediction_writer#formats": ["png"]}
+            trained_bundle,
+            synthetic_dir,
+            out,
+            write_queue_size=size,
+            write_workers=workers,
+            **{"prediction_writer#formats": ["png"]},
         )
         # The dataset's transform was guarded by the writer's lock for the run (no DataLoader workers): restored.
         assert workflow.dataset.transform is workflow.preprocessing
-        files[size] = {
+        files[(size, workers)] = {
             path.relative_to(out).as_posix(): path.read_bytes()
             for path in sorted(out.rglob("*"))
             if path.is_file() and path.name != "run.json"
         }
-    assert len([name for name in files[0] if name.startswith("overlays/")]) == 8
-    assert files[2] == files[0]
+    assert len([name for name in files[(0, 1)] if name.startswith("overlays/")]) == 8
+    assert files[(2, 1)] == files[(0, 1)]
+    assert files[(2, 3)] == files[(0, 1)]
 
 
 def test_inference_lists_a_skipped_item_and_writes_its_replacement_once(trained_bundle, synthetic_dir, tmp_path):

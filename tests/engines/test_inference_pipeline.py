@@ -75,10 +75,17 @@ def _run(items, model, folder: Path, pipelined: bool, **overrides: Any) -> Infer
     return run_inference(items, model, folder, _settings(pipelined, **overrides))
 
 
-def test_pipelined_run_writes_what_a_serial_run_writes(items, model, tmp_path: Path) -> None:
+@pytest.mark.parametrize("write_workers", [1, 3])
+def test_pipelined_run_writes_what_a_serial_run_writes(items, model, tmp_path: Path, write_workers: int) -> None:
     collectors = {mode: EvaluationCollector(frame="original") for mode in (False, True)}
     summaries = {
-        mode: run_inference(items, model, tmp_path / str(mode), _settings(mode), collector=collectors[mode])
+        mode: run_inference(
+            items,
+            model,
+            tmp_path / str(mode),
+            _settings(mode, write_workers=write_workers if mode else 1),
+            collector=collectors[mode],
+        )
         for mode in (False, True)
     }
     serial, pipelined = _contents(tmp_path / "False"), _contents(tmp_path / "True")
@@ -111,13 +118,13 @@ def _fail_overlay_of(image_id: str, error: BaseException, monkeypatch: pytest.Mo
     monkeypatch.setattr(prediction_writer, "write_original_overlay", failing)
 
 
-@pytest.mark.parametrize("pipelined", [False, True])
+@pytest.mark.parametrize(("pipelined", "write_workers"), [(False, 1), (True, 1), (True, 2)])
 def test_a_writer_failure_is_recorded_for_its_item_and_the_run_goes_on(
-    items, model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pipelined: bool
+    items, model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pipelined: bool, write_workers: int
 ) -> None:
     victim = Path(items[2]["image"]).stem  # index 2: before the unreadable item 3, written after it is read
     _fail_overlay_of(victim, OSError("No space left on device"), monkeypatch)
-    summary = _run(items, model, tmp_path / "out", pipelined, network_frame=False)
+    summary = _run(items, model, tmp_path / "out", pipelined, network_frame=False, write_workers=write_workers)
     failures = [(f.index, f.stage, f.error) for f in summary.failures]
     assert failures == [(2, "write", "OSError: No space left on device"), (BROKEN, "read", failures[1][2])]
     with open(tmp_path / "out" / "predictions.csv", newline="") as handle:
@@ -129,12 +136,13 @@ def test_a_writer_failure_is_recorded_for_its_item_and_the_run_goes_on(
     assert sorted(p.stem for p in (tmp_path / "out" / "overlays").iterdir()) == sorted(rows)
 
 
+@pytest.mark.parametrize("write_workers", [1, 2])
 def test_an_unexpected_writer_error_stops_the_run_as_in_a_serial_run(
-    items, model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    items, model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_workers: int
 ) -> None:
     _fail_overlay_of(Path(items[1]["image"]).stem, TypeError("a bug"), monkeypatch)
     with pytest.raises(TypeError, match="a bug"):
-        _run(items, model, tmp_path / "out", True, network_frame=False)
+        _run(items, model, tmp_path / "out", True, network_frame=False, write_workers=write_workers)
     assert not [t for t in threading.enumerate() if t.name.startswith("monai-glam-")]  # no thread left behind
 
 
@@ -167,6 +175,12 @@ def test_sigint_stops_after_the_current_image_with_consistent_tables(
     run = json.loads((output / "run.json").read_text())
     assert run["interrupted"] == "SIGINT" and run["num_images"] == 3
     assert not [p for p in output.rglob(".*") if p.is_file()]  # no temporary file left
+
+
+@pytest.mark.parametrize("write_workers", [0, -1])
+def test_settings_reject_a_bad_writer_count(write_workers: int) -> None:
+    with pytest.raises(ValueError, match="--write-workers must be >= 1"):
+        _settings(True, write_workers=write_workers)
 
 
 def test_the_inverter_waits_for_the_chain_lock(items) -> None:

@@ -84,3 +84,70 @@ def test_background_close_with_abort_finishes_the_current_job_and_drops_the_queu
 def test_background_queue_size_must_be_positive(size):
     with pytest.raises(ValueError, match="queue size"):
         BackgroundJobs(print, size=size)
+
+
+def test_several_workers_run_jobs_at_once_and_commit_in_the_order_put():
+    committed: list[tuple[int, str]] = []
+    running, overlap = set(), threading.Event()
+    lock = threading.Lock()
+
+    def work(job: int) -> tuple[int, str]:
+        with lock:
+            running.add(job)
+            if len(running) > 1:
+                overlap.set()
+        time.sleep(0.05 if job % 3 == 0 else 0.005)  # every third job finishes after the ones put after it
+        with lock:
+            running.discard(job)
+        return job, threading.current_thread().name
+
+    jobs = BackgroundJobs(work, size=2, name="test-writer", workers=3, commit=committed.append)
+    for value in range(12):
+        jobs.put(value)
+    jobs.close()
+    assert [job for job, _ in committed] == list(range(12))
+    assert overlap.is_set()  # jobs ran concurrently
+    assert {name for _, name in committed} <= {"test-writer-0", "test-writer-1", "test-writer-2"}
+    assert len({name for _, name in committed}) > 1
+
+
+@pytest.mark.parametrize("jobs_type", [InlineJobs, BackgroundJobs])
+def test_commit_sees_each_result(jobs_type):
+    committed: list[int] = []
+    jobs = jobs_type(lambda job: job * 10, commit=committed.append)
+    for value in range(5):
+        jobs.put(value)
+    jobs.close()
+    assert committed == [0, 10, 20, 30, 40]
+
+
+@pytest.mark.parametrize("failing", ["work", "commit"])
+def test_an_error_with_several_workers_stops_the_commits_and_reaches_the_caller(failing: str):
+    committed: list[int] = []
+
+    def work(job: int) -> int:
+        if failing == "work" and job == 2:
+            raise OSError("disk full")
+        time.sleep(0.01)
+        return job
+
+    def commit(job: int) -> None:
+        if failing == "commit" and job == 2:
+            raise OSError("disk full")
+        committed.append(job)
+
+    jobs = BackgroundJobs(work, size=8, workers=2, commit=commit)
+    for value in range(6):
+        jobs.put(value)
+    with pytest.raises(OSError, match="disk full"):
+        jobs.close()
+    # Commits stop at the first error: at most the jobs before the failed one, in order (how many of them made it
+    # depends on the threads' timing).
+    assert committed == list(range(len(committed))) and len(committed) <= 2
+    assert not [t for t in threading.enumerate() if t.name.startswith("monai-glam-jobs")]
+
+
+@pytest.mark.parametrize("workers", [0, -2, True])
+def test_bad_worker_count(workers):
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        BackgroundJobs(print, workers=workers)
