@@ -12,7 +12,9 @@ runs the forward pass of image ``i``, a reader thread reads and preprocesses ima
 writes the outputs of the images before ``i`` (at most :data:`WRITE_QUEUE_SIZE` of them wait in its queue). Most of
 what the threads do (decoding, zlib, torch and numpy kernels) releases the GIL, so they fill the cores the forward
 pass leaves idle. The outputs are those of a serial run, file for file; the writer thread writes the images in
-datalist order, and a failure in it is recorded for its image.
+datalist order, and a failure in it is recorded for its image. With ``InferenceSettings.write_workers`` > 1 several
+writer threads write several images at once and their records (predictions, failures, evaluation) are committed
+one at a time in datalist order, so the outputs are again a serial run's.
 """
 
 from __future__ import annotations
@@ -118,8 +120,8 @@ class InferenceSettings:
             forward pass runs (same outputs as a serial run); ``False`` does everything in turn on one thread.
         write_workers: writer threads of a pipelined run. One is enough where the forward pass sets the pace (a
             CPU run of the paper preset); where the outputs take longer to write than the forward pass (a GPU, bf16
-            on a CPU with AMX, small presets), more threads write several images at once. The files and tables are
-            the same for any number.
+            on a CPU with AMX, small presets), more threads write several images at once (each holds one more
+            predicted image in memory, about 100 MB at 3328x2560). The files and tables are the same for any number.
         engine: the forward pass's engine, one of :data:`ENGINES`.
         channels_last: :func:`load_inference_model` puts the network's weights in ``torch.channels_last`` memory
             format (``engine`` ``torch`` only), the layout oneDNN and cuDNN run convolutions fastest in; the outputs
