@@ -118,7 +118,7 @@ def run_training(
             training split, for imbalanced data); ``None`` weighs them like negatives.
         flip_consistency_weight: weight of the global map's flip-consistency term (``global`` and ``joint`` stages;
             0: off, the paper's objective); ``None``: the preset's default (:func:`~monai_glam.networks.
-            preset_flip_consistency`: 1 for ``small`` and ``tiny``, 0 for ``paper``). It keeps a from-scratch
+            preset_loss_weights`: 1 for ``small`` and ``tiny``, 0 for ``paper``). It keeps a from-scratch
             global map from settling beside the lesions, at the cost of one more global forward and backward per
             step (docs/localization.md).
         local_flip_consistency_weight: the same term for the patch maps of the local module (``local`` and ``joint``

@@ -135,7 +135,8 @@ class TrainingOutputKeys(StrEnum):
     #: with ``patch_saliency`` (``GLAMStageNetwork(local_flip_consistency=True)``).
     PATCH_SALIENCY_FLIPPED = "patch_saliency_flipped"
     #: ``(N, C)`` ŷ_g of the input with its S_g-salient regions erased (``GLAMStageNetwork(erasure=True)``; the
-    #: loss's erasure term), computed by a copy of the global module that passes gradients only to the map.
+    #: loss's erasure term), computed by the global module in eval mode with detached weights, so that gradients
+    #: reach the network only through the map that erased.
     PROB_GLOBAL_ERASED = "prob_global_erased"
     #: ``(N, C)`` ŷ_l of the patches with their S_l-salient regions erased (``GLAMStageNetwork(local_erasure=True)``).
     PROB_LOCAL_ERASED = "prob_local_erased"
